@@ -1,0 +1,86 @@
+"""Feature-extraction throughput of the library vs a bare encode_image loop, and batch wall time.
+
+    python benchmarks/bench_features.py                 # features only
+    python benchmarks/bench_features.py --batch         # plus the offline batch, cold and warm
+
+Same model (the tiny CLIP), same data (the toy world's test split), same thread count. "bare" is the
+floor: `model.encode_image` over tensors already decoded, transformed and stacked in memory; the
+library's cold path also renders, transforms, batches and writes the cache; its warm path only
+reads the cache. Results are printed as a table and written to benchmarks/results.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench_features(split: str = "test") -> dict:
+    import torch
+
+    from clipbook import features
+    from clipbook.data import registry
+    from clipbook.determinism import deterministic_torch
+    from clipbook.models.loader import load_model
+
+    loaded = load_model("clipbook-tiny-rn")
+    dataset = registry.load_dataset("toy", split)
+    n = len(dataset)
+
+    pixels = torch.stack([loaded.preprocess(dataset[i][0]) for i in range(n)])
+    with deterministic_torch(), torch.no_grad():
+        start = time.perf_counter()
+        for i in range(0, n, 256):
+            loaded.model.encode_image(pixels[i:i + 256])
+        bare = time.perf_counter() - start
+
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["CLIPBOOK_CACHE"] = cache
+        start = time.perf_counter()
+        features.image_features(loaded, dataset)
+        cold = time.perf_counter() - start
+        start = time.perf_counter()
+        features.image_features(loaded, dataset)
+        warm = time.perf_counter() - start
+    return {"images": n, "bare_encode_image_per_s": n / bare, "library_cold_per_s": n / cold,
+            "library_warm_per_s": n / warm}
+
+
+def bench_batch() -> dict:
+    """Wall time of `invoke batch --force` with an empty feature cache (the tiny CLIP kept), then warm."""
+    env = {**os.environ}
+    timings = {}
+    with tempfile.TemporaryDirectory() as features_only:
+        checkpoints = Path(env.get("CLIPBOOK_CACHE", Path.home() / ".cache" / "clipbook")) / "checkpoints"
+        os.symlink(checkpoints, Path(features_only) / "checkpoints")
+        env["CLIPBOOK_CACHE"] = features_only
+        for label in ("cold", "warm"):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "invoke", "batch", "--force"], cwd=ROOT, env=env, check=True,
+                           stdout=subprocess.DEVNULL)
+            timings[f"batch_{label}_s"] = time.perf_counter() - start
+    return timings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", action="store_true", help="also time the offline batch (minutes)")
+    args = parser.parse_args()
+    os.environ.setdefault("CLIPBOOK_PROGRESS", "0")
+    results = bench_features()
+    if args.batch:
+        results.update(bench_batch())
+    for name, value in results.items():
+        print(f"{name:<28} {value:12.1f}")
+    (ROOT / "benchmarks" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+"""The papermill batch: run notebooks under a profile, in parallel processes, resumably.
+
+Layout of reports/<profile>/:
+    notebooks/<slug>.ipynb   the executed notebook
+    <slug>.html              its page (errors included when it failed)
+    records/<slug>.json      the outcome, written atomically as soon as the paper finishes
+    results.json             all records plus provenance, rewritten after every paper
+    index.html               the summary page
+
+A paper whose record says "ok" for the same notebook source and parameters is skipped on the next
+run (resume) unless `force` is given; a failure in one notebook never stops the others.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+
+from clipbook.batch.profiles import plan
+from clipbook.cache import atomic_write_bytes
+
+KERNEL_START_RETRIES = 2
+
+
+def report_dir(root: Path, profile: str) -> Path:
+    return root / "reports" / profile
+
+
+def kernel_environment(profile: str) -> dict[str, str]:
+    """Environment the kernels start with. HF_HUB_OFFLINE is read once when huggingface_hub is
+    imported, so it must be set here, before the kernel starts, not in a notebook cell."""
+    env = {"CLIPBOOK_PROFILE": profile, "CLIPBOOK_PROGRESS": "0", "PYTHONHASHSEED": "0",
+           "TQDM_DISABLE": "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    if profile == "offline":
+        env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+    return env
+
+
+def input_hash(notebook: Path, parameters: dict) -> str:
+    digest = hashlib.sha256(notebook.read_bytes())
+    digest.update(json.dumps(parameters, sort_keys=True).encode())
+    return digest.hexdigest()[:20]
+
+
+def provenance() -> dict:
+    import open_clip
+    import torch
+
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
+                                  cwd=Path(__file__).parent).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return "unknown"
+
+    commit = git("rev-parse", "HEAD")
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.processor() or platform.machine()})"
+    return {"git_commit": commit + ("+dirty" if dirty and dirty != "unknown" else ""),
+            "python": platform.python_version(), "torch": torch.__version__, "open_clip": open_clip.__version__,
+            "device": device}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    atomic_write_bytes((json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), path)
+
+
+def run_one(root: str, slug: str, parameters: dict, profile: str) -> dict:
+    """Execute one notebook (in a worker process) and return its record. Never raises."""
+    import nbformat
+    import papermill
+
+    from clipbook.report.html import notebook_to_html
+    from clipbook.report.record import read_record
+
+    root_path = Path(root)
+    out_dir = report_dir(root_path, profile)
+    source = root_path / "notebooks" / f"{slug}.ipynb"
+    executed = out_dir / "notebooks" / f"{slug}.ipynb"
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    os.environ.update(kernel_environment(profile))
+    started = time.time()
+    record: dict = {"status": "failed", "input_hash": input_hash(source, parameters), "parameters": parameters}
+    for attempt in range(KERNEL_START_RETRIES + 1):
+        try:
+            papermill.execute_notebook(str(source), str(executed), parameters=parameters, kernel_name="python3",
+                                       cwd=str(source.parent), progress_bar=False, log_output=False)
+            record["status"] = "ok"
+            break
+        except papermill.PapermillExecutionError as err:
+            record["error"] = f"{err.ename}: {err.evalue}"
+            break
+        except Exception as err:  # kernel start races (papermill #239, #511) are worth a retry
+            record["error"] = f"{type(err).__name__}: {err}"
+            if attempt == KERNEL_START_RETRIES or executed.exists() and _started_cells(executed):
+                break
+            time.sleep(2 + 3 * attempt)
+    record["runtime_s"] = round(time.time() - started, 1)
+    if executed.exists():
+        notebook = nbformat.read(executed, as_version=4)
+        found = read_record(notebook)
+        if found:
+            record.update(found)
+        elif record["status"] == "ok":
+            record.update(status="failed", error="the notebook finished without calling clipbook.record(...)")
+        try:
+            notebook_to_html(executed, out_dir / f"{slug}.html")
+            record["html"] = f"{slug}.html"
+        except Exception as err:  # a broken page must not lose the run's numbers
+            record["html_error"] = f"{type(err).__name__}: {err}"
+    else:
+        record.setdefault("error", "papermill wrote no output notebook")
+    return record
+
+
+def _started_cells(executed: Path) -> bool:
+    import nbformat
+
+    notebook = nbformat.read(executed, as_version=4)
+    return any(cell.get("execution_count") for cell in notebook.cells if cell.cell_type == "code")
+
+
+def load_records(root: Path, profile: str) -> dict[str, dict]:
+    records = {}
+    for path in sorted((report_dir(root, profile) / "records").glob("*.json")):
+        try:
+            records[path.stem] = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            continue  # a record is rewritten whole; an unreadable one means "run it again"
+    return records
+
+
+def write_results(root: Path, profile: str) -> dict:
+    from clipbook.report.html import render_index
+
+    records = load_records(root, profile)
+    papers = {slug: {k: v for k, v in rec.items() if k not in ("input_hash",)} for slug, rec in records.items()}
+    results = {"profile": profile, "provenance": provenance(), "papers": papers}
+    out_dir = report_dir(root, profile)
+    _write_json(out_dir / "results.json", results)
+    atomic_write_bytes(render_index(results, paper_titles(root)).encode(), out_dir / "index.html")
+    return results
+
+
+def paper_titles(root: Path) -> dict[str, str]:
+    """Each notebook's first markdown heading."""
+    import nbformat
+
+    titles = {}
+    for path in sorted((root / "notebooks").glob("*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        for cell in notebook.cells:
+            if cell.cell_type == "markdown" and cell.source.lstrip().startswith("#"):
+                titles[path.stem] = cell.source.lstrip().splitlines()[0].lstrip("# ").strip()
+                break
+    return titles
+
+
+def run_batch(root: Path, *, profile: str = "offline", papers: list[str] | None = None, workers: int = 1,
+              force: bool = False, extra: dict | None = None, log=print) -> dict:
+    """Validate everything, then run the selected notebooks; returns the results dict."""
+    root = Path(root).resolve()
+    parameters = plan(root, profile, papers, extra)  # raises before any kernel starts
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    out_dir = report_dir(root, profile)
+    (out_dir / "records").mkdir(parents=True, exist_ok=True)
+    done = load_records(root, profile)
+    todo = {}
+    for slug, params in parameters.items():
+        previous = done.get(slug)
+        source = root / "notebooks" / f"{slug}.ipynb"
+        if (not force and previous and previous.get("status") == "ok"
+                and previous.get("input_hash") == input_hash(source, params)):
+            log(f"[skip] {slug}: finished earlier with the same notebook and parameters (use --force to rerun)")
+            continue
+        todo[slug] = params
+    if todo:
+        _prepare_shared_artifacts(profile, log)
+    context = get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, max(1, len(todo))), mp_context=context) as pool:
+        futures = {pool.submit(run_one, str(root), slug, params, profile): slug for slug, params in todo.items()}
+        for future in as_completed(futures):
+            slug = futures[future]
+            try:
+                record = future.result()
+            except Exception:  # the worker process itself died
+                record = {"status": "failed", "error": traceback.format_exc(limit=1), "runtime_s": 0.0,
+                          "input_hash": ""}
+            _write_json(out_dir / "records" / f"{slug}.json", record)
+            write_results(root, profile)
+            log(f"[{record['status']}] {slug} in {record.get('runtime_s', 0):.0f} s"
+                + (f": {record['error']}" if record.get("error") else ""))
+    return write_results(root, profile)
+
+
+def _prepare_shared_artifacts(profile: str, log) -> None:
+    """Build what every offline notebook needs (the tiny CLIP) once, in this process, with a
+    visible progress bar, instead of inside the first kernel while the others wait on its lock."""
+    if profile != "offline":
+        return
+    from clipbook.models.tiny_clip import checkpoint_key, tiny_clip_checkpoint
+
+    log(f"[prepare] tiny CLIP checkpoint {checkpoint_key()} (trained on first use, then cached)")
+    tiny_clip_checkpoint(show_progress=sys.stderr.isatty())

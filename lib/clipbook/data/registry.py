@@ -1,0 +1,95 @@
+"""The dataset registry: plain configs, one loader per kind.
+
+    load_dataset("toy", "test")            # a toy-world split (no files)
+    load_dataset("eurosat", "test")        # a CoOp dataset from $CLIPBOOK_DATA/eurosat + split_zhou_EuroSAT.json
+
+Every dataset yields (PIL image, label) and exposes `classnames`, `labels` and `fingerprint()`
+(what identifies its content, for feature-cache keys).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from clipbook.toyworld import splits as toy_splits
+from clipbook.toyworld import world
+
+# kind "toy": the toy world; "splits" maps the standard train/val/test names onto toy-world splits
+# (any other toy split is reachable by its own name through "toy"). kind "coop", "imagenet" and
+# "imagenet-variant": real datasets, registered by real.py. "kind" picks the loader.
+DATASETS: dict[str, dict] = {
+    "toy": {"kind": "toy", "template": "a photo of a {}.", "splits": {"train": "train", "val": "val", "test": "test"}},
+    "toy-noise": {"kind": "toy", "template": "a photo of a {}.",
+                  "splits": {"train": "noise-train", "val": "noise-val", "test": "noise-test"}},
+    "toy-sketch": {"kind": "toy", "template": "a photo of a {}.",
+                   "splits": {"train": "sketch-train", "val": "sketch-val", "test": "sketch-test"}},
+}
+
+
+class UnknownDatasetError(KeyError):
+    def __str__(self) -> str:  # KeyError quotes its message; show it plainly
+        return str(self.args[0])
+
+
+class MissingDatasetError(FileNotFoundError):
+    pass
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    return Path(root or os.environ.get("CLIPBOOK_DATA", Path.home() / "data")).expanduser()
+
+
+class ToyDataset(torch.utils.data.Dataset):
+    """A toy-world split as an image dataset (images rendered on access, deterministic)."""
+
+    def __init__(self, split: str, name: str = "toy"):
+        self.name, self.split = name, split
+        self.config = toy_splits.split_config(split)
+        self.scenes = toy_splits.scenes(split)
+        self.classnames = list(world.CLASS_NAMES)
+        self.templates = [DATASETS[name]["template"]]
+        self.labels = np.array([s.label for s in self.scenes], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.scenes)
+
+    def __getitem__(self, index: int):
+        image, _ = world.render(self.scenes[index])
+        return Image.fromarray(image), int(self.labels[index])
+
+    def mask(self, index: int) -> np.ndarray:
+        return world.render(self.scenes[index])[1]
+
+    def captions(self, level: str) -> list[str]:
+        return [world.caption(s, level) for s in self.scenes]
+
+    def attribute(self, name: str) -> np.ndarray:
+        """A per-image attribute (colour, size, position, background, domain) as a string array."""
+        return np.array([getattr(s, name) for s in self.scenes])
+
+    def fingerprint(self) -> dict:
+        return {"dataset": "toy", **toy_splits.fingerprint(self.split)}
+
+
+def known_datasets() -> list[str]:
+    from clipbook.data import real  # noqa: F401  (registers the real datasets)
+
+    return sorted(DATASETS)
+
+
+def load_dataset(name: str, split: str, *, root: str | os.PathLike | None = None):
+    """Return a dataset by registry name and split; unknown names and splits fail at once."""
+    from clipbook.data import real
+
+    if name not in DATASETS:
+        raise UnknownDatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(known_datasets())}")
+    config = DATASETS[name]
+    if config["kind"] == "toy":
+        if name != "toy" and split not in config["splits"]:
+            raise KeyError(f"dataset {name!r} has splits {', '.join(config['splits'])}, not {split!r}")
+        return ToyDataset(config["splits"].get(split, split), name=name)
+    return real.load_real_dataset(name, config, split, data_root(root))

@@ -1,0 +1,32 @@
+"""Seeds and deterministic torch settings, so offline notebooks reproduce bit for bit."""
+from __future__ import annotations
+
+import os
+import random
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+# Results depend on how reductions are split across threads, so the thread count is part of the
+# recipe: it is fixed, not taken from the machine.
+DEFAULT_THREADS = int(os.environ.get("CLIPBOOK_THREADS", "2"))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@contextmanager
+def deterministic_torch(threads: int = DEFAULT_THREADS):
+    previous_threads = torch.get_num_threads()
+    previous_mode = torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous_threads)
+        torch.use_deterministic_algorithms(previous_mode)

@@ -1,0 +1,84 @@
+"""Image features, encoded once per (model, weights, dataset, split, transform) and cached on disk.
+
+Notebooks ask for features, never for forward passes: the first request encodes (with a progress
+bar) and stores the result under a content hash; every later request, from any notebook, loads it.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import torch
+import torch.nn.functional as F
+
+from clipbook.cache import cached
+from clipbook.determinism import deterministic_torch
+from clipbook.models.loader import LoadedModel
+from clipbook.progress import progress
+
+FEATURES_VERSION = 1  # bump when the encoding procedure changes
+
+
+class _Transformed(torch.utils.data.Dataset):
+    def __init__(self, dataset, transform, indices=None):
+        self.dataset, self.transform = dataset, transform
+        self.indices = list(range(len(dataset))) if indices is None else [int(i) for i in indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, position: int):
+        image, label = self.dataset[self.indices[position]]
+        return self.transform(image), label
+
+
+def _encode(loaded: LoadedModel, dataset, indices, transform, batch_size: int, desc: str, seed: int | None):
+    device = next(loaded.model.parameters()).device
+    loader = torch.utils.data.DataLoader(_Transformed(dataset, transform, indices), batch_size=batch_size,
+                                         shuffle=False, num_workers=0)
+    chunks = []
+    with deterministic_torch(), torch.no_grad():
+        if seed is not None:  # random augmentations draw from torch's global RNG
+            torch.manual_seed(seed)
+        for images, _ in progress(loader, desc=desc, leave=False):
+            chunks.append(loaded.model.encode_image(images.to(device)).float().cpu())
+    return torch.cat(chunks) if chunks else torch.empty(0)
+
+
+def image_features(loaded: LoadedModel, dataset, *, indices=None, transform=None, augment_pass: int | None = None,
+                   batch_size: int = 256, normalize: bool = True) -> torch.Tensor:
+    """Features (N, D) of the images of `dataset` (all, or `indices`), in that order.
+
+    `transform` defaults to the model's eval preprocessing. For random (augmenting) transforms pass
+    `augment_pass`: pass p is drawn with seed p, so each pass is reproducible and cached separately.
+    Few-shot code should encode its k-shot subset by `indices` rather than a whole training set.
+    """
+    transform = transform or loaded.preprocess
+    if indices is not None:
+        indices = [int(i) for i in indices]
+    spec = {
+        "version": FEATURES_VERSION, "model": loaded.identity, "data": dataset.fingerprint(),
+        "indices": None if indices is None else hashlib.sha256(str(indices).encode()).hexdigest(),
+        "transform": repr(transform), "augment_pass": augment_pass,
+    }
+    desc = f"encoding {dataset.name}/{dataset.split}" + (f" (aug {augment_pass})" if augment_pass is not None else "")
+    features = cached("features", spec,
+                      lambda: _encode(loaded, dataset, indices, transform, batch_size, desc, augment_pass),
+                      name=f"{dataset.name}-{dataset.split}")
+    return F.normalize(features, dim=-1) if normalize else features
+
+
+def augment_transform(loaded: LoadedModel, scale: tuple[float, float] = (0.5, 1.0)):
+    """The few-shot training augmentation of Tip-Adapter/GDA at the model's input size:
+    RandomResizedCrop(scale=(0.5, 1), bicubic) + horizontal flip + the model's normalisation
+    (ICLR24 main_few_shots.py `train_tranform`)."""
+    from torchvision import transforms
+
+    size = loaded.model.visual.image_size
+    size = size[0] if isinstance(size, (tuple, list)) else size
+    normalize = next(t for t in loaded.preprocess.transforms if isinstance(t, transforms.Normalize))
+    return transforms.Compose([
+        transforms.RandomResizedCrop(size, scale=scale, interpolation=transforms.InterpolationMode.BICUBIC),
+        transforms.RandomHorizontalFlip(p=0.5),
+        transforms.ToTensor(),
+        transforms.Normalize(normalize.mean, normalize.std),
+    ])

@@ -1,0 +1,37 @@
+"""Metrics shared by notebooks. Accuracies are percentages, as papers report them."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def _predictions(scores) -> np.ndarray:
+    scores = scores.detach().cpu().numpy() if isinstance(scores, torch.Tensor) else np.asarray(scores)
+    return scores.argmax(axis=1) if scores.ndim == 2 else scores
+
+
+def _as_numpy(values) -> np.ndarray:
+    return values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+
+
+def accuracy(scores, labels) -> float:
+    """Top-1 accuracy (%) from logits (N, K) or predicted labels (N,)."""
+    predictions, labels = _predictions(scores), _as_numpy(labels)
+    if len(predictions) != len(labels):
+        raise ValueError(f"{len(predictions)} predictions for {len(labels)} labels")
+    return float((predictions == labels).mean() * 100)
+
+
+def mean_per_class_recall(scores, labels) -> float:
+    predictions, labels = _predictions(scores), _as_numpy(labels)
+    return float(np.mean([(predictions[labels == c] == c).mean() for c in np.unique(labels)]) * 100)
+
+
+def group_accuracies(scores, labels, groups) -> dict:
+    """Accuracy (%) per group label, for average/worst-group reporting (Waterbirds, CelebA style)."""
+    predictions, labels, groups = _predictions(scores), _as_numpy(labels), _as_numpy(groups)
+    return {g: float((predictions[groups == g] == labels[groups == g]).mean() * 100) for g in np.unique(groups)}
+
+
+def worst_group_accuracy(scores, labels, groups) -> float:
+    return min(group_accuracies(scores, labels, groups).values())

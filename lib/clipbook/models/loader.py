@@ -1,0 +1,211 @@
+"""One loader for every model source a user has.
+
+    load_model("clipbook-tiny-rn")                           # the library's tiny CLIP (built on first use)
+    load_model("ViT-B-16-quickgelu", "openai")               # an open_clip architecture + pretrained tag
+    load_model("hf-hub:timm/vit_base_patch16_clip_224.openai")
+    load_model("local-dir:/models/my-clip")                  # open_clip_config.json + weights in a folder
+    load_model("RN50-quickgelu", "/ckpt/rn50.pt", preprocess_from="openai")  # a weights file
+
+Each source keeps its tag's preprocessing: a weights file would otherwise silently fall back to
+default mean/std/resize (open_clip issue #1068), so `preprocess_from` names the tag to copy it from.
+Offline, nothing is downloaded: a checkpoint that is not already on disk raises
+MissingCheckpointError saying which file, where it would come from and how to provide it.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from clipbook.cache import CorruptCacheError
+
+TINY_TAG = "toyworld"
+
+
+class UnknownModelError(ValueError):
+    pass
+
+
+class MissingCheckpointError(FileNotFoundError):
+    pass
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    preprocess: Callable
+    tokenizer: Callable
+    name: str
+    pretrained: str | None
+    # what identifies the weights for feature-cache keys (a tag, a hub id, or a file's sha256)
+    identity: dict = field(default_factory=dict)
+
+    def encode_text_prompts(self, prompts: list[str]):
+        import torch
+
+        device = next(self.model.parameters()).device
+        with torch.no_grad():
+            return self.model.encode_text(self.tokenizer(prompts).to(device))
+
+
+def offline_mode() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+
+
+def known_architectures() -> list[str]:
+    import open_clip
+
+    from clipbook.models.tiny_clip import register_tiny_configs
+
+    register_tiny_configs()
+    return open_clip.list_models()
+
+
+def _check_architecture(name: str) -> None:
+    known = known_architectures()
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=5)
+        raise UnknownModelError(
+            f"unknown model architecture {name!r}. "
+            + (f"Did you mean: {', '.join(close)}? " if close else "")
+            + "See open_clip.list_models(), or use 'hf-hub:<org>/<repo>' or 'local-dir:<path>'."
+        )
+
+
+def _hub_weights_on_disk(repo_id: str, filename: str | None, cache_dir: str | None) -> str | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+    if filename and filename.endswith(".bin"):
+        names.insert(0, filename[:-4] + ".safetensors")
+    for candidate in names:
+        found = try_to_load_from_cache(repo_id, candidate, cache_dir=cache_dir)
+        if isinstance(found, str):
+            return found
+    return None
+
+
+def _missing(what: str, source: str, how: str) -> MissingCheckpointError:
+    return MissingCheckpointError(
+        f"checkpoint not found offline: {what}.\n  It would come from: {source}\n  To provide it: {how}"
+    )
+
+
+def _check_tag_available(name: str, tag: str, cache_dir: str | None) -> None:
+    """Offline, fail before building anything if the tag's weights are not on disk."""
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(name, tag)
+    if not cfg:
+        tags = [t for n, t in open_clip.list_pretrained() if n == name]
+        raise UnknownModelError(
+            f"unknown pretrained tag {tag!r} for {name!r}; known tags: {', '.join(tags) or 'none'} "
+            "(or pass a path to a weights file)"
+        )
+    hub = cfg.get("hf_hub", "")
+    if hub:
+        repo_id, filename = os.path.split(hub)
+        if _hub_weights_on_disk(repo_id, filename or None, cache_dir):
+            return
+        raise _missing(
+            f"{name} / {tag}", f"Hugging Face Hub repo {repo_id!r} (open_clip pretrained tag)",
+            f"on a machine with network run `python -c \"import open_clip; open_clip.create_model('{name}', "
+            f"pretrained='{tag}')\"`, then copy its HF cache folder models--{repo_id.replace('/', '--')} into "
+            f"{cache_dir or '$HF_HOME/hub'} here; or pass the weights file path as `pretrained`.",
+        )
+    url = cfg.get("url", "")
+    target = Path(cache_dir or Path.home() / ".cache" / "clip") / os.path.basename(url)
+    if not target.exists():
+        raise _missing(f"{name} / {tag}", url, f"download it to {target}, or pass its path as `pretrained`.")
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:20]
+
+
+def load_model(name: str, pretrained: str | None = None, *, device: str = "cpu", cache_dir: str | None = None,
+               preprocess_from: str | None = None) -> LoadedModel:
+    """Load a CLIP model with its eval preprocessing and tokenizer (see the module docstring)."""
+    import open_clip
+    import torch
+
+    from clipbook.models import tiny_clip
+
+    if not isinstance(name, str) or not name:
+        raise UnknownModelError(f"model name must be a non-empty string, got {name!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} requested but no CUDA GPU is visible; use device='cpu' "
+                           "or run the paper profile on a GPU machine")
+    tiny_clip.register_tiny_configs()
+    kwargs: dict[str, Any] = {"device": device, "cache_dir": cache_dir}
+    identity: dict[str, Any] = {"name": name}
+
+    if name == tiny_clip.TINY_CLIP_NAME and pretrained in (None, TINY_TAG):
+        checkpoint = tiny_clip.tiny_clip_checkpoint()
+        identity["weights"] = f"{TINY_TAG}:{Path(checkpoint).stem}"
+        pretrained_arg: str | None = checkpoint
+        pretrained = TINY_TAG
+    elif name.startswith("hf-hub:"):
+        repo_id = name[len("hf-hub:"):]
+        if offline_mode() and not _hub_weights_on_disk(repo_id, None, cache_dir):
+            raise _missing(name, f"Hugging Face Hub repo {repo_id!r}",
+                           f"on a machine with network run `python -c \"import open_clip; "
+                           f"open_clip.create_model_and_transforms('{name}')\"` and copy the HF cache folder "
+                           f"models--{repo_id.replace('/', '--')} to {cache_dir or '$HF_HOME/hub'} here.")
+        identity["weights"] = name
+        pretrained_arg = None
+    elif name.startswith("local-dir:"):
+        folder = Path(name[len("local-dir:"):]).expanduser()
+        if not (folder / "open_clip_config.json").exists():
+            raise _missing(name, f"a local folder {folder}",
+                           "put open_clip_config.json and open_clip_model.safetensors (or "
+                           "open_clip_pytorch_model.bin) in it, as saved by open_clip's push_to_hf_hub tools.")
+        weights = [p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin")]
+        identity["weights"] = _file_sha256(weights[0]) if weights else "none"
+        pretrained_arg = None
+    else:
+        _check_architecture(name)
+        if pretrained is None:
+            pretrained_arg = None
+            identity["weights"] = "random-init"
+        elif Path(pretrained).expanduser().exists() or os.sep in pretrained or pretrained.endswith((".pt", ".bin", ".safetensors")):
+            path = Path(pretrained).expanduser()
+            if not path.exists():
+                raise _missing(str(path), "a local weights file", "check the path, or pass an open_clip "
+                               f"pretrained tag instead (see open_clip.list_pretrained() for {name!r}).")
+            identity["weights"] = _file_sha256(path)
+            pretrained_arg = str(path)
+            if preprocess_from:  # keep the tag's preprocessing, not open_clip's defaults
+                cfg = open_clip.get_pretrained_cfg(name, preprocess_from)
+                kwargs.update(image_mean=cfg.get("mean"), image_std=cfg.get("std"),
+                              image_interpolation=cfg.get("interpolation"),
+                              image_resize_mode=cfg.get("resize_mode"))
+        else:
+            if offline_mode():
+                _check_tag_available(name, pretrained, cache_dir)
+            identity["weights"] = pretrained
+            pretrained_arg = pretrained
+
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained_arg, **kwargs)
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise _missing(f"{name} / {pretrained}", "open_clip", str(err)) from err
+        if pretrained_arg and Path(pretrained_arg).exists():
+            raise CorruptCacheError(
+                f"cannot load weights file {pretrained_arg} into {name!r}: {type(err).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else ''}. The file is corrupt, truncated or for another "
+                "architecture; delete it to rebuild (library checkpoints) or download it again."
+            ) from err
+        raise
+    model.eval()
+    tokenizer = open_clip.get_tokenizer(name)
+    return LoadedModel(model=model, preprocess=preprocess, tokenizer=tokenizer, name=name,
+                       pretrained=pretrained, identity=identity)

@@ -1,0 +1,76 @@
+import os
+import threading
+
+import pytest
+import torch
+
+from clipbook import cache
+
+
+def test_content_key_ignores_dict_order_and_changes_with_content():
+    assert cache.content_key({"a": 1, "b": [1, 2]}) == cache.content_key({"b": [1, 2], "a": 1})
+    assert cache.content_key({"a": 1}) != cache.content_key({"a": 2})
+
+
+def test_cached_computes_once_then_loads(cache_root):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return torch.arange(5)
+
+    first = cache.cached("features", {"x": 1}, compute)
+    second = cache.cached("features", {"x": 1}, compute)
+    assert torch.equal(first, second) and len(calls) == 1
+    assert len(list((cache_root / "features").glob("*.pt"))) == 1
+
+
+def test_atomic_write_leaves_no_partial_file_on_failure(tmp_path):
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("boom")
+
+    target = tmp_path / "x.pt"
+    with pytest.raises(RuntimeError):
+        cache.atomic_torch_save(Unpicklable(), target)
+    assert not target.exists() and not list(tmp_path.iterdir())
+
+
+def test_corrupt_entry_is_moved_aside_with_a_warning_naming_it_and_recomputed(cache_root):
+    cache.cached("features", {"k": 1}, lambda: torch.ones(3))
+    (path,) = (cache_root / "features").glob("*.pt")
+    path.write_bytes(b"not a torch file")
+    with pytest.warns(UserWarning, match=f"corrupt cache entry {path}"):
+        value = cache.cached("features", {"k": 1}, lambda: torch.zeros(3))
+    assert torch.equal(value, torch.zeros(3))
+    assert path.with_name(path.name + ".corrupt").exists()  # kept for inspection, nothing lost
+
+
+def test_load_torch_error_says_what_to_do(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00\x01garbage")
+    with pytest.raises(cache.CorruptCacheError, match="delete it"):
+        cache.load_torch(bad)
+
+
+def test_concurrent_first_uses_compute_once(cache_root):
+    calls, results = [], []
+
+    def compute():
+        calls.append(1)
+        threading.Event().wait(0.2)
+        return torch.tensor([7])
+
+    threads = [threading.Thread(target=lambda: results.append(cache.cached("c", {"z": 1}, compute)))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and all(torch.equal(r, torch.tensor([7])) for r in results)
+
+
+def test_cache_root_follows_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("CLIPBOOK_CACHE", str(tmp_path / "elsewhere"))
+    assert cache.cache_dir("features") == tmp_path / "elsewhere" / "features"
+    assert os.path.isdir(tmp_path / "elsewhere" / "features")
