@@ -154,14 +154,10 @@ def paper_titles(root: Path) -> dict[str, str]:
     """Each notebook's first markdown heading."""
     import nbformat
 
-    titles = {}
-    for path in sorted((root / "notebooks").glob("*.ipynb")):
-        notebook = nbformat.read(path, as_version=4)
-        for cell in notebook.cells:
-            if cell.cell_type == "markdown" and cell.source.lstrip().startswith("#"):
-                titles[path.stem] = cell.source.lstrip().splitlines()[0].lstrip("# ").strip()
-                break
-    return titles
+    from clipbook.report.html import notebook_title
+
+    return {path.stem: notebook_title(nbformat.read(path, as_version=4))
+            for path in sorted((root / "notebooks").glob("*.ipynb"))}
 
 
 def run_batch(root: Path, *, profile: str = "offline", papers: list[str] | None = None, workers: int = 1,

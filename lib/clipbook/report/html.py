@@ -6,11 +6,12 @@ jupyter-server-mathjax package) instead of nbconvert's default CDN, and the inde
 from __future__ import annotations
 
 import html
+import re
 import shutil
 from pathlib import Path
 
 STATIC = "_static"
-MATHJAX_CONFIG = "MathJax.js?config=TeX-AMS_CHTML-full,Safe"
+MATHJAX_CONFIG = "MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"  # the config this MathJax copy ships
 
 
 def install_mathjax(report_dir: Path) -> str:
@@ -31,9 +32,18 @@ def notebook_to_html(notebook_path: Path, html_path: Path) -> Path:
     notebook = nbformat.read(notebook_path, as_version=4)
     exporter = HTMLExporter(template_name="lab")
     exporter.mathjax_url = install_mathjax(html_path.parent)
-    body, _ = exporter.from_notebook_node(notebook)
+    body, _ = exporter.from_notebook_node(notebook, resources={"metadata": {"name": notebook_title(notebook)}})
+    # require.js only serves ipywidgets, which the reports do not use: drop the CDN script
+    body = re.sub(r'<script src="https://[^"]*/require(\.min)?\.js"></script>', "", body)
     html_path.write_text(body, encoding="utf-8")
     return html_path
+
+
+def notebook_title(notebook) -> str:
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown" and cell.source.lstrip().startswith("#"):
+            return cell.source.lstrip().splitlines()[0].lstrip("# ").strip()
+    return "clipbook notebook"
 
 
 def _fmt(value) -> str:
