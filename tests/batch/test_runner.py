@@ -41,7 +41,9 @@ def test_batch_records_results_survives_failures_and_resumes(workbook):
     assert set(gda["metrics"]) >= {"gda_1shot", "gda_2shot"} and gda["claim_holds"] in (True, False)
     assert (workbook / "reports/offline/gda.html").exists()
     page = (workbook / "reports/offline/gda.html").read_text()
-    assert "cdnjs" not in page and "_static/mathjax" in page  # math renders offline
+    # math renders offline: MathJax comes from the local copy and no script is loaded from a CDN
+    assert '<script src="https://' not in page and '<script src="_static/mathjax/MathJax.js' in page
+    assert (workbook / "reports/offline/_static/mathjax/MathJax.js").exists()
 
     results = runner.run_batch(workbook, papers=["broken", "silent"], workers=2, log=logs.append)
     assert results["papers"]["broken"]["status"] == "failed"
