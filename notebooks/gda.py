@@ -58,6 +58,7 @@ from clipbook.models.loader import load_model
 from clipbook.report.record import record
 
 session = clipbook.setup(profile, device=device)
+clipbook.preflight(models, datasets)  # missing weights or data fail here, before any encoding
 if alpha_protocol not in ("full-val", "few-shot-val"):
     raise ValueError(f"alpha_protocol must be 'full-val' or 'few-shot-val', got {alpha_protocol!r}")
 for k in shots:

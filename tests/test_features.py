@@ -32,6 +32,8 @@ def test_subsets_and_augment_passes_are_separate_deterministic_entries(random_ti
     pass0 = features.image_features(random_tiny_clip, dataset, indices=[0, 1, 2], transform=augment, augment_pass=0)
     pass1 = features.image_features(random_tiny_clip, dataset, indices=[0, 1, 2], transform=augment, augment_pass=1)
     assert not torch.allclose(pass0, pass1)
+    alone = features.image_features(random_tiny_clip, dataset, indices=[2], transform=augment, augment_pass=0)
+    assert torch.allclose(alone[0], pass0[2], atol=1e-6)  # same image, same pass: same crop in any subset
     for path in (cache_root / "features").glob("*.pt"):  # recompute from scratch: same random crops
         path.unlink()
     again = features.image_features(random_tiny_clip, dataset, indices=[0, 1, 2], transform=augment, augment_pass=0)

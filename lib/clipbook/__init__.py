@@ -6,4 +6,4 @@ baselines (shared by notebooks), report/ (records, figures, HTML), batch/ (paper
 """
 __version__ = "0.1.0"
 
-from clipbook.session import setup  # noqa: E402,F401
+from clipbook.session import preflight, setup  # noqa: E402,F401

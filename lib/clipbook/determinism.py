@@ -24,7 +24,8 @@ def deterministic_torch(threads: int = DEFAULT_THREADS):
     previous_threads = torch.get_num_threads()
     previous_mode = torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
+    # warn rather than fail for the few CUDA ops with no deterministic kernel (paper profile on a GPU)
+    torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         yield
     finally:

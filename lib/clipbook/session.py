@@ -42,11 +42,37 @@ def setup(profile: str = "offline", *, device: str = "auto") -> Session:
         os.environ.update(OFFLINE_ENV)
         _force_hub_offline()
     if device == "auto":
-        device = "cuda" if profile == "paper" and torch.cuda.is_available() else "cpu"
+        if profile == "paper" and not torch.cuda.is_available():
+            raise RuntimeError("the paper profile runs the papers' real models and datasets and needs a CUDA GPU, "
+                               "but none is visible. Run it on a GPU machine, or pass device='cpu' to run it "
+                               "(slowly) on the CPU anyway.")
+        device = "cuda" if profile == "paper" else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} was requested but no CUDA GPU is visible. The paper profile "
-                           "wants a GPU; pass device='cpu' to run it slowly on the CPU anyway.")
+        raise RuntimeError(f"device {device!r} was requested but no CUDA GPU is visible; use device='cpu'.")
+    if device.startswith("cuda"):  # cuBLAS is deterministic only with a fixed workspace (read at first use)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.set_num_threads(DEFAULT_THREADS)
     torch.use_deterministic_algorithms(True, warn_only=device.startswith("cuda"))
     use_style()
     return Session(profile=profile, device=device)
+
+
+def preflight(models: list, datasets: list[str], splits: tuple[str, ...] = ("train", "val", "test")) -> None:
+    """Fail before any heavy work if a model's weights or a dataset is missing (offline), with the
+    loaders' own messages: which file, where it comes from, how to provide it."""
+    from clipbook.data import registry
+    from clipbook.models.loader import check_available
+
+    if not isinstance(models, list) or not all(
+            isinstance(m, str) or (isinstance(m, list) and len(m) == 2 and all(isinstance(x, (str, type(None))) for x in m))
+            for m in models):
+        raise TypeError(f"models must be a list of [architecture, pretrained] pairs (or names), got {models!r}; "
+                        "with papermill pass lists as YAML: -y 'models: [[RN50-quickgelu, openai]]'")
+    if not isinstance(datasets, list) or not all(isinstance(d, str) for d in datasets):
+        raise TypeError(f"datasets must be a list of dataset names, got {datasets!r}")
+    for entry in models:
+        name, tag = (entry, None) if isinstance(entry, str) else entry
+        check_available(name, tag)
+    for dataset_name in datasets:
+        for split in splits:
+            registry.load_dataset(dataset_name, split)

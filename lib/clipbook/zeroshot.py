@@ -24,13 +24,13 @@ TIP_IMAGENET_TEMPLATES = ["itap of a {}.", "a bad photo of the {}.", "a origami 
 
 
 def zero_shot_classifier(loaded: LoadedModel, classnames: list[str], templates: list[str]) -> torch.Tensor:
-    """Class weights (D, K), one unit column per class."""
+    """Class weights (D, K), one unit column per class, on the CPU like the cached image features."""
     if not templates or any("{}" not in t for t in templates):
         raise ValueError(f"templates must be a non-empty list of strings containing '{{}}', got {templates!r}")
     columns = []
     for classname in classnames:
         name = classname.replace("_", " ")
-        embeddings = F.normalize(loaded.encode_text_prompts([t.format(name) for t in templates]).float(), dim=-1)
+        embeddings = F.normalize(loaded.encode_text_prompts([t.format(name) for t in templates]).float().cpu(), dim=-1)
         columns.append(F.normalize(embeddings.mean(dim=0), dim=0))
     return torch.stack(columns, dim=1)
 

@@ -1,7 +1,8 @@
 """Profiles and parameter validation, done before any kernel starts.
 
-A profile is a YAML file `notebooks/profiles/<profile>.yaml` mapping a paper slug to the parameter
-overrides its notebook gets under that profile. Every notebook declares its parameters (with their
+A profile is a folder `notebooks/profiles/<profile>/` of flat YAML files, `<slug>.yaml` holding the
+parameter overrides that paper's notebook gets under that profile (so plain papermill can use them
+too: `papermill notebooks/gda.ipynb out.ipynb -f notebooks/profiles/paper/gda.yaml`). Every notebook declares its parameters (with their
 defaults, the offline profile) in the cell tagged `parameters`; papermill reads them back, so an
 override naming an unknown parameter or of the wrong type is refused with the accepted values.
 """
@@ -37,9 +38,15 @@ def notebook_parameters(notebook: Path) -> dict[str, dict]:
 def load_profile(root: Path, profile: str) -> dict[str, dict]:
     if profile not in PROFILES:
         raise BatchInputError(f"unknown profile {profile!r}; accepted profiles: {', '.join(PROFILES)}")
-    path = notebooks_dir(root) / "profiles" / f"{profile}.yaml"
-    overrides = yaml.safe_load(path.read_text()) if path.exists() else {}
-    return overrides or {}
+    overrides = {}
+    for path in sorted((notebooks_dir(root) / "profiles" / profile).glob("*.yaml")):
+        values = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(values, dict):
+            raise BatchInputError(f"{path}: expected a mapping of parameter names to values")
+        if values.get("profile", profile) != profile:
+            raise BatchInputError(f"{path}: sets profile {values['profile']!r} inside the {profile!r} profile")
+        overrides[path.stem] = values
+    return overrides
 
 
 _TYPE_CHECKS = {

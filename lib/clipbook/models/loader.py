@@ -209,3 +209,33 @@ def load_model(name: str, pretrained: str | None = None, *, device: str = "cpu",
     tokenizer = open_clip.get_tokenizer(name)
     return LoadedModel(model=model, preprocess=preprocess, tokenizer=tokenizer, name=name,
                        pretrained=pretrained, identity=identity)
+
+
+def check_available(name: str, pretrained: str | None = None, *, cache_dir: str | None = None) -> None:
+    """Raise now, cheaply, what `load_model` would raise later: unknown model, or (offline) weights
+    that are not on disk. Builds nothing; the tiny CLIP counts as available (it is built on use)."""
+    from clipbook.models import tiny_clip
+
+    if name == tiny_clip.TINY_CLIP_NAME and pretrained in (None, TINY_TAG):
+        return
+    if name.startswith("hf-hub:"):
+        repo_id = name[len("hf-hub:"):]
+        if offline_mode() and not _hub_weights_on_disk(repo_id, None, cache_dir):
+            raise _missing(name, f"Hugging Face Hub repo {repo_id!r}",
+                           f"on a machine with network run `python -c \"import open_clip; "
+                           f"open_clip.create_model_and_transforms('{name}')\"` and copy the HF cache folder "
+                           f"models--{repo_id.replace('/', '--')} to {cache_dir or '$HF_HOME/hub'} here.")
+        return
+    if name.startswith("local-dir:"):
+        folder = Path(name[len("local-dir:"):]).expanduser()
+        if not (folder / "open_clip_config.json").exists():
+            raise _missing(name, f"a local folder {folder}", "put open_clip_config.json and the weights in it.")
+        return
+    _check_architecture(name)
+    if pretrained is None:
+        return
+    if os.sep in pretrained or pretrained.endswith((".pt", ".bin", ".safetensors")):
+        if not Path(pretrained).expanduser().exists():
+            raise _missing(pretrained, "a local weights file", "check the path, or pass an open_clip pretrained tag.")
+    elif offline_mode():
+        _check_tag_available(name, pretrained, cache_dir)
