@@ -52,7 +52,7 @@ def write_fake_eurosat(root: Path, per_class: dict[str, int]) -> None:
 def time_features(device: str) -> dict:
     import torch
 
-    from clipbook import features
+    from bench_features import time_library_cold_warm
     from clipbook.data import registry
     from clipbook.models.loader import load_model
 
@@ -69,12 +69,7 @@ def time_features(device: str) -> dict:
                 loaded.model.encode_image(pixels[i:i + 256])
             torch.cuda.synchronize()
             bare = time.perf_counter() - start
-        start = time.perf_counter()
-        features.image_features(loaded, dataset)
-        cold = time.perf_counter() - start
-        start = time.perf_counter()
-        features.image_features(loaded, dataset)
-        warm = time.perf_counter() - start
+        cold, warm = time_library_cold_warm(loaded, dataset)
         out[name] = {"images": len(dataset), "bare_per_s": len(dataset) / bare, "library_cold_per_s": len(dataset) / cold,
                      "library_warm_per_s": len(dataset) / warm}
     return out

@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -130,6 +131,16 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()[:20]
 
 
+def _state_dict_sha256(model) -> str:
+    import torch
+
+    digest = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        digest.update(key.encode())  # raw bytes, so any dtype (bf16 included) hashes exactly
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:20]
+
+
 def load_model(name: str, pretrained: str | None = None, *, device: str = "cpu", cache_dir: str | None = None,
                preprocess_from: str | None = None) -> LoadedModel:
     """Load a CLIP model with its eval preprocessing and tokenizer (see the module docstring)."""
@@ -144,6 +155,7 @@ def load_model(name: str, pretrained: str | None = None, *, device: str = "cpu",
         raise RuntimeError(f"device {device!r} requested but no CUDA GPU is visible; use device='cpu' "
                            "or run the paper profile on a GPU machine")
     tiny_clip.register_tiny_configs()
+    check_available(name, pretrained, cache_dir=cache_dir)  # fails before anything is built
     kwargs: dict[str, Any] = {"device": device, "cache_dir": cache_dir}
     identity: dict[str, Any] = {"name": name}
 
@@ -153,33 +165,18 @@ def load_model(name: str, pretrained: str | None = None, *, device: str = "cpu",
         pretrained_arg: str | None = checkpoint
         pretrained = TINY_TAG
     elif name.startswith("hf-hub:"):
-        repo_id = name[len("hf-hub:"):]
-        if offline_mode() and not _hub_weights_on_disk(repo_id, None, cache_dir):
-            raise _missing(name, f"Hugging Face Hub repo {repo_id!r}",
-                           f"on a machine with network run `python -c \"import open_clip; "
-                           f"open_clip.create_model_and_transforms('{name}')\"` and copy the HF cache folder "
-                           f"models--{repo_id.replace('/', '--')} to {cache_dir or '$HF_HOME/hub'} here.")
         identity["weights"] = name
         pretrained_arg = None
     elif name.startswith("local-dir:"):
         folder = Path(name[len("local-dir:"):]).expanduser()
-        if not (folder / "open_clip_config.json").exists():
-            raise _missing(name, f"a local folder {folder}",
-                           "put open_clip_config.json and open_clip_model.safetensors (or "
-                           "open_clip_pytorch_model.bin) in it, as saved by open_clip's push_to_hf_hub tools.")
         weights = [p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin")]
         identity["weights"] = _file_sha256(weights[0]) if weights else "none"
         pretrained_arg = None
     else:
-        _check_architecture(name)
         if pretrained is None:
-            pretrained_arg = None
-            identity["weights"] = "random-init"
-        elif Path(pretrained).expanduser().exists() or os.sep in pretrained or pretrained.endswith((".pt", ".bin", ".safetensors")):
+            pretrained_arg = None  # random init: identified by its weights' hash once built
+        elif _is_path(pretrained):
             path = Path(pretrained).expanduser()
-            if not path.exists():
-                raise _missing(str(path), "a local weights file", "check the path, or pass an open_clip "
-                               f"pretrained tag instead (see open_clip.list_pretrained() for {name!r}).")
             identity["weights"] = _file_sha256(path)
             pretrained_arg = str(path)
             if preprocess_from:  # keep the tag's preprocessing, not open_clip's defaults
@@ -188,14 +185,12 @@ def load_model(name: str, pretrained: str | None = None, *, device: str = "cpu",
                               image_interpolation=cfg.get("interpolation"),
                               image_resize_mode=cfg.get("resize_mode"))
         else:
-            if offline_mode():
-                _check_tag_available(name, pretrained, cache_dir)
             identity["weights"] = pretrained
             pretrained_arg = pretrained
 
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained_arg, **kwargs)
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError) as err:
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, pickle.UnpicklingError) as err:
         if isinstance(err, FileNotFoundError):
             raise _missing(f"{name} / {pretrained}", "open_clip", str(err)) from err
         if pretrained_arg and Path(pretrained_arg).exists():
@@ -206,6 +201,11 @@ def load_model(name: str, pretrained: str | None = None, *, device: str = "cpu",
             ) from err
         raise
     model.eval()
+    if name.startswith("hf-hub:"):  # the snapshot revision pins the weights' content
+        found = _hub_weights_on_disk(name[len("hf-hub:"):], None, cache_dir)
+        identity["weights"] = f"{name}@{Path(found).parent.name}" if found else name
+    elif "weights" not in identity:
+        identity["weights"] = "random-init:" + _state_dict_sha256(model)
     tokenizer = open_clip.get_tokenizer(name)
     return LoadedModel(model=model, preprocess=preprocess, tokenizer=tokenizer, name=name,
                        pretrained=pretrained, identity=identity)
@@ -229,13 +229,21 @@ def check_available(name: str, pretrained: str | None = None, *, cache_dir: str 
     if name.startswith("local-dir:"):
         folder = Path(name[len("local-dir:"):]).expanduser()
         if not (folder / "open_clip_config.json").exists():
-            raise _missing(name, f"a local folder {folder}", "put open_clip_config.json and the weights in it.")
+            raise _missing(name, f"a local folder {folder}",
+                           "put open_clip_config.json and open_clip_model.safetensors (or "
+                           "open_clip_pytorch_model.bin) in it, as saved by open_clip's push_to_hf_hub tools.")
         return
     _check_architecture(name)
     if pretrained is None:
         return
-    if os.sep in pretrained or pretrained.endswith((".pt", ".bin", ".safetensors")):
+    if _is_path(pretrained):
         if not Path(pretrained).expanduser().exists():
-            raise _missing(pretrained, "a local weights file", "check the path, or pass an open_clip pretrained tag.")
+            raise _missing(pretrained, "a local weights file", "check the path, or pass an open_clip pretrained tag "
+                           f"instead (see open_clip.list_pretrained() for {name!r}).")
     elif offline_mode():
         _check_tag_available(name, pretrained, cache_dir)
+
+
+def _is_path(pretrained: str) -> bool:
+    return (Path(pretrained).expanduser().exists() or os.sep in pretrained
+            or pretrained.endswith((".pt", ".bin", ".safetensors")))

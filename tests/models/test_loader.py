@@ -1,0 +1,132 @@
+"""The model loader on checkpoints the tests make: no download is possible or attempted."""
+import hashlib
+import json
+import socket
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+from PIL import Image
+
+from clipbook.cache import CorruptCacheError
+from clipbook.models import loader
+from clipbook.models.tiny_clip import TINY_CLIP_CONFIG, TINY_CLIP_NAME, register_tiny_configs
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the loader tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def tiny_state_dict():
+    register_tiny_configs()
+    torch.manual_seed(1)
+    return open_clip.create_model(TINY_CLIP_NAME).state_dict()
+
+
+def _image():
+    return Image.fromarray(np.full((64, 64, 3), 128, dtype=np.uint8))
+
+
+def test_weights_file_loads_exactly_with_a_content_identity(tmp_path, tiny_state_dict):
+    path = tmp_path / "w.pt"
+    torch.save(tiny_state_dict, path)
+    loaded = loader.load_model(TINY_CLIP_NAME, str(path))
+    assert torch.equal(loaded.model.state_dict()["text_projection"], tiny_state_dict["text_projection"])
+    assert loaded.identity["weights"] == hashlib.sha256(path.read_bytes()).hexdigest()[:20]
+    with torch.no_grad():
+        image = loaded.model.encode_image(loaded.preprocess(_image())[None])
+    assert image.shape == (1, TINY_CLIP_CONFIG["embed_dim"])
+    assert loaded.encode_text_prompts(["a photo of a star."]).shape == (1, TINY_CLIP_CONFIG["embed_dim"])
+
+
+def test_weights_file_keeps_the_named_tags_preprocessing(tmp_path, tiny_state_dict, monkeypatch):
+    path = tmp_path / "w.pt"
+    torch.save(tiny_state_dict, path)
+    custom = {"mean": (0.1, 0.2, 0.3), "std": (0.4, 0.5, 0.6), "interpolation": "bilinear", "resize_mode": "squash"}
+    monkeypatch.setattr(open_clip, "get_pretrained_cfg", lambda name, tag: custom if tag == "sometag" else {})
+    loaded = loader.load_model(TINY_CLIP_NAME, str(path), preprocess_from="sometag")
+    normalize = [t for t in loaded.preprocess.transforms if type(t).__name__ == "Normalize"][0]
+    assert tuple(normalize.mean) == custom["mean"] and tuple(normalize.std) == custom["std"]
+
+
+def _write_open_clip_folder(folder, state_dict):
+    folder.mkdir(parents=True)
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_CLIP_CONFIG, "preprocess_cfg": {}}))
+    torch.save(state_dict, folder / "open_clip_pytorch_model.bin")
+
+
+def test_local_dir(tmp_path, tiny_state_dict):
+    _write_open_clip_folder(tmp_path / "model", tiny_state_dict)
+    loaded = loader.load_model(f"local-dir:{tmp_path / 'model'}")
+    assert torch.equal(loaded.model.state_dict()["positional_embedding"], tiny_state_dict["positional_embedding"])
+    with pytest.raises(loader.MissingCheckpointError, match="open_clip_config.json"):
+        loader.load_model(f"local-dir:{tmp_path / 'empty'}")
+
+
+def test_hf_hub_from_an_offline_cache(tmp_path, tiny_state_dict, monkeypatch):
+    """The Hugging Face cache layout, as a download would leave it: loaded with the hub offline."""
+    import huggingface_hub.constants
+
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--clipbook--tiny"
+    _write_open_clip_folder(repo / "snapshots" / revision, tiny_state_dict)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    loaded = loader.load_model("hf-hub:clipbook/tiny", cache_dir=str(tmp_path / "hub"))
+    assert torch.equal(loaded.model.state_dict()["text_projection"], tiny_state_dict["text_projection"])
+    with pytest.raises(loader.MissingCheckpointError, match="clipbook/absent") as missing:
+        loader.load_model("hf-hub:clipbook/absent", cache_dir=str(tmp_path / "hub"))
+    assert "It would come from" in str(missing.value) and "To provide it" in str(missing.value)
+
+
+def test_missing_tag_offline_says_which_checkpoint_where_from_and_how(tmp_path):
+    with pytest.raises(loader.MissingCheckpointError) as missing:
+        loader.load_model("ViT-B-16-quickgelu", "openai", cache_dir=str(tmp_path))
+    message = str(missing.value)
+    assert "ViT-B-16-quickgelu / openai" in message and "timm/vit_base_patch16_clip_224.openai" in message
+    assert "models--timm--vit_base_patch16_clip_224.openai" in message
+    with pytest.raises(loader.MissingCheckpointError, match="weights file"):
+        loader.load_model("RN50-quickgelu", str(tmp_path / "absent.pt"))
+
+
+def test_unknown_architecture_and_tag_are_refused_with_suggestions():
+    with pytest.raises(loader.UnknownModelError, match="Did you mean: .*ViT-B-16"):
+        loader.load_model("ViT-B-61", "openai")
+    with pytest.raises(loader.UnknownModelError, match="known tags: .*openai"):
+        loader.load_model("RN50-quickgelu", "laion9000")
+    with pytest.raises(loader.UnknownModelError, match="non-empty string"):
+        loader.load_model("")
+
+
+def test_corrupt_weights_file_names_the_file(tmp_path):
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"\x80\x02 this is not a checkpoint")
+    with pytest.raises(CorruptCacheError, match="broken.pt"):
+        loader.load_model(TINY_CLIP_NAME, str(bad))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_cuda_without_a_gpu_is_a_clear_error():
+    with pytest.raises(RuntimeError, match="no CUDA GPU"):
+        loader.load_model(TINY_CLIP_NAME, "x.pt", device="cuda")
+
+
+def test_random_init_is_identified_by_its_weights():
+    """Feature caches key on the identity: two different random inits must not share features."""
+    torch.manual_seed(0)
+    first = loader.load_model("RN50-quickgelu", None)
+    torch.manual_seed(0)
+    same = loader.load_model("RN50-quickgelu", None)
+    torch.manual_seed(1)
+    other = loader.load_model("RN50-quickgelu", None)
+    assert first.identity == same.identity != other.identity
+    assert first.identity["weights"].startswith("random-init:")
