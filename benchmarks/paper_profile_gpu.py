@@ -103,6 +103,7 @@ def main() -> None:
 
     if not torch.cuda.is_available():
         sys.exit("no CUDA GPU visible: this benchmark is for a GPU machine")
+    torch.manual_seed(0)  # the random-init weights, so reruns measure the same models
     args.out.mkdir(parents=True, exist_ok=True)
     data = args.out / "data"
     write_fake_eurosat(data, {"train": 40, "val": 10, "test": 200})
