@@ -71,3 +71,15 @@ def test_bad_input_is_refused_before_any_kernel_starts(workbook):
     with pytest.raises(BatchInputError, match="unknown parameter 'sedes'"):
         runner.run_batch(workbook, papers=["gda"], extra={"sedes": [1]})
     assert not (workbook / "reports" / "offline" / "records").exists()
+
+
+def test_input_hash_changes_with_notebook_parameters_and_library_code(tmp_path):
+    notebook, library = tmp_path / "paper.ipynb", tmp_path / "clipbook"
+    notebook.write_text("{}")
+    (library / "models").mkdir(parents=True)
+    (library / "models" / "loader.py").write_text("x = 1\n")
+    before = runner.input_hash(notebook, {"seeds": [1]}, library)
+    assert runner.input_hash(notebook, {"seeds": [1]}, library) == before
+    assert runner.input_hash(notebook, {"seeds": [2]}, library) != before
+    (library / "models" / "loader.py").write_text("x = 2\n")
+    assert runner.input_hash(notebook, {"seeds": [1]}, library) != before

@@ -7,8 +7,8 @@ Layout of reports/<profile>/:
     results.json             all records plus provenance, rewritten after every paper
     index.html               the summary page
 
-A paper whose record says "ok" for the same notebook source and parameters is skipped on the next
-run (resume) unless `force` is given; a failure in one notebook never stops the others.
+A paper whose record says "ok" for the same notebook source, parameters and library code is skipped
+on the next run (resume) unless `force` is given; a failure in one notebook never stops the others.
 """
 from __future__ import annotations
 
@@ -44,9 +44,16 @@ def kernel_environment(profile: str) -> dict[str, str]:
     return env
 
 
-def input_hash(notebook: Path, parameters: dict) -> str:
+LIBRARY_ROOT = Path(__file__).resolve().parents[1]
+
+
+def input_hash(notebook: Path, parameters: dict, library: Path = LIBRARY_ROOT) -> str:
+    """What a finished paper's result depends on: its notebook, its parameters and the library code
+    (a fixed bug in clipbook must rerun the papers on resume, not keep their stale numbers)."""
     digest = hashlib.sha256(notebook.read_bytes())
     digest.update(json.dumps(parameters, sort_keys=True).encode())
+    for source in sorted(library.rglob("*.py")):
+        digest.update(source.relative_to(library).as_posix().encode() + source.read_bytes())
     return digest.hexdigest()[:20]
 
 
@@ -176,7 +183,7 @@ def run_batch(root: Path, *, profile: str = "offline", papers: list[str] | None 
         source = root / "notebooks" / f"{slug}.ipynb"
         if (not force and previous and previous.get("status") == "ok"
                 and previous.get("input_hash") == input_hash(source, params)):
-            log(f"[skip] {slug}: finished earlier with the same notebook and parameters (use --force to rerun)")
+            log(f"[skip] {slug}: finished earlier with the same notebook, parameters and library (use --force to rerun)")
             continue
         todo[slug] = params
     if todo:
