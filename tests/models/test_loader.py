@@ -98,6 +98,20 @@ def test_missing_tag_offline_says_which_checkpoint_where_from_and_how(tmp_path):
         loader.load_model("RN50-quickgelu", str(tmp_path / "absent.pt"))
 
 
+def test_failed_download_online_says_which_checkpoint_where_from_and_how(tmp_path, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE")  # the paper profile: downloads allowed, but the hub is unreachable
+
+    def unreachable(*args, **kwargs):
+        raise RuntimeError("Failed to download weights for tag 'openai': connection refused")
+
+    monkeypatch.setattr(open_clip, "create_model_and_transforms", unreachable)
+    with pytest.raises(loader.MissingCheckpointError) as missing:
+        loader.load_model("RN50-quickgelu", "openai", cache_dir=str(tmp_path))
+    message = str(missing.value)
+    assert message.startswith("checkpoint could not be downloaded") and "connection refused" in message
+    assert "timm/resnet50_clip.openai" in message and "models--timm--resnet50_clip.openai" in message
+
+
 def test_unknown_architecture_and_tag_are_refused_with_suggestions():
     with pytest.raises(loader.UnknownModelError, match="Did you mean: .*ViT-B-16"):
         loader.load_model("ViT-B-61", "openai")

@@ -89,38 +89,57 @@ def _hub_weights_on_disk(repo_id: str, filename: str | None, cache_dir: str | No
     return None
 
 
-def _missing(what: str, source: str, how: str) -> MissingCheckpointError:
-    return MissingCheckpointError(
-        f"checkpoint not found offline: {what}.\n  It would come from: {source}\n  To provide it: {how}"
-    )
+def _missing(what: str, source: str, how: str, problem: str = "checkpoint not found offline") -> MissingCheckpointError:
+    return MissingCheckpointError(f"{problem}: {what}.\n  It would come from: {source}\n  To provide it: {how}")
+
+
+def _hub_instructions(name: str, repo_id: str, create_call: str, cache_dir: str | None) -> str:
+    return (f"on a machine with network run `python -c \"import open_clip; {create_call}\"`, then copy its HF cache "
+            f"folder models--{repo_id.replace('/', '--')} into {cache_dir or '$HF_HOME/hub'} here")
+
+
+@dataclass
+class _WeightsSource:
+    description: str  # where the weights would come from
+    how: str  # how to provide them by hand
+    hub_file: str | None = None  # "org/repo/filename" for hub-hosted tags
+    local_file: Path | None = None  # where a URL-hosted tag is expected on disk
+
+
+def _tag_source(name: str, tag: str, cache_dir: str | None) -> _WeightsSource:
+    """Where a pretrained tag's weights come from and how to provide them by hand."""
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(name, tag)
+    hub = cfg.get("hf_hub", "")
+    if hub:
+        repo_id = os.path.split(hub)[0]
+        how = _hub_instructions(name, repo_id, f"open_clip.create_model('{name}', pretrained='{tag}')", cache_dir)
+        return _WeightsSource(f"Hugging Face Hub repo {repo_id!r} (open_clip pretrained tag)",
+                              how + "; or pass the weights file path as `pretrained`.", hub_file=hub)
+    url = cfg.get("url", "")
+    target = Path(cache_dir or Path.home() / ".cache" / "clip") / os.path.basename(url)
+    return _WeightsSource(url, f"download it to {target}, or pass its path as `pretrained`.", local_file=target)
 
 
 def _check_tag_available(name: str, tag: str, cache_dir: str | None) -> None:
     """Offline, fail before building anything if the tag's weights are not on disk."""
     import open_clip
 
-    cfg = open_clip.get_pretrained_cfg(name, tag)
-    if not cfg:
+    if not open_clip.get_pretrained_cfg(name, tag):
         tags = [t for n, t in open_clip.list_pretrained() if n == name]
         raise UnknownModelError(
             f"unknown pretrained tag {tag!r} for {name!r}; known tags: {', '.join(tags) or 'none'} "
             "(or pass a path to a weights file)"
         )
-    hub = cfg.get("hf_hub", "")
-    if hub:
-        repo_id, filename = os.path.split(hub)
+    source = _tag_source(name, tag, cache_dir)
+    if source.hub_file:
+        repo_id, filename = os.path.split(source.hub_file)
         if _hub_weights_on_disk(repo_id, filename or None, cache_dir):
             return
-        raise _missing(
-            f"{name} / {tag}", f"Hugging Face Hub repo {repo_id!r} (open_clip pretrained tag)",
-            f"on a machine with network run `python -c \"import open_clip; open_clip.create_model('{name}', "
-            f"pretrained='{tag}')\"`, then copy its HF cache folder models--{repo_id.replace('/', '--')} into "
-            f"{cache_dir or '$HF_HOME/hub'} here; or pass the weights file path as `pretrained`.",
-        )
-    url = cfg.get("url", "")
-    target = Path(cache_dir or Path.home() / ".cache" / "clip") / os.path.basename(url)
-    if not target.exists():
-        raise _missing(f"{name} / {tag}", url, f"download it to {target}, or pass its path as `pretrained`.")
+    elif source.local_file is not None and source.local_file.exists():
+        return
+    raise _missing(f"{name} / {tag}", source.description, source.how)
 
 
 def _file_sha256(path: Path) -> str:
@@ -193,6 +212,15 @@ def load_model(name: str, pretrained: str | None = None, *, device: str = "cpu",
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, pickle.UnpicklingError) as err:
         if isinstance(err, FileNotFoundError):
             raise _missing(f"{name} / {pretrained}", "open_clip", str(err)) from err
+        if "download" in str(err).lower():  # online mode, but the hub or URL is unreachable
+            if name.startswith("hf-hub:"):
+                repo_id = name[len("hf-hub:"):]
+                source = _WeightsSource(f"Hugging Face Hub repo {repo_id!r}", _hub_instructions(
+                    name, repo_id, f"open_clip.create_model_and_transforms('{name}')", cache_dir) + ".")
+            else:
+                source = _tag_source(name, pretrained, cache_dir)
+            raise _missing(f"{name} / {pretrained}", source.description, source.how,
+                           problem=f"checkpoint could not be downloaded ({str(err).splitlines()[0][:200]})") from err
         if pretrained_arg and Path(pretrained_arg).exists():
             raise CorruptCacheError(
                 f"cannot load weights file {pretrained_arg} into {name!r}: {type(err).__name__}: "
@@ -222,9 +250,8 @@ def check_available(name: str, pretrained: str | None = None, *, cache_dir: str 
         repo_id = name[len("hf-hub:"):]
         if offline_mode() and not _hub_weights_on_disk(repo_id, None, cache_dir):
             raise _missing(name, f"Hugging Face Hub repo {repo_id!r}",
-                           f"on a machine with network run `python -c \"import open_clip; "
-                           f"open_clip.create_model_and_transforms('{name}')\"` and copy the HF cache folder "
-                           f"models--{repo_id.replace('/', '--')} to {cache_dir or '$HF_HOME/hub'} here.")
+                           _hub_instructions(name, repo_id, f"open_clip.create_model_and_transforms('{name}')",
+                                             cache_dir) + ".")
         return
     if name.startswith("local-dir:"):
         folder = Path(name[len("local-dir:"):]).expanduser()
