@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,16 +53,10 @@ def bench_features(split: str = "test") -> dict:
             loaded.model.encode_image(pixels[i:i + 256])
         bare = time.perf_counter() - start
 
-    user_cache = os.environ.get("CLIPBOOK_CACHE")
-    with tempfile.TemporaryDirectory() as cache:
-        os.environ["CLIPBOOK_CACHE"] = cache  # an empty feature cache, so the first request really encodes
-        try:
-            cold, warm = time_library_cold_warm(loaded, dataset)
-        finally:  # the batch benchmark after this one needs the user's cache (its tiny CLIP) back
-            if user_cache is None:
-                os.environ.pop("CLIPBOOK_CACHE")
-            else:
-                os.environ["CLIPBOOK_CACHE"] = user_cache
+    # an empty feature cache, so the first request really encodes; patch.dict restores the user's cache
+    # (and its tiny CLIP) for the batch benchmark that follows
+    with tempfile.TemporaryDirectory() as cache, mock.patch.dict(os.environ, {"CLIPBOOK_CACHE": cache}):
+        cold, warm = time_library_cold_warm(loaded, dataset)
     return {"images": n, "bare_encode_image_per_s": n / bare, "library_cold_per_s": n / cold,
             "library_warm_per_s": n / warm}
 

@@ -93,7 +93,7 @@ def _missing(what: str, source: str, how: str, problem: str = "checkpoint not fo
     return MissingCheckpointError(f"{problem}: {what}.\n  It would come from: {source}\n  To provide it: {how}")
 
 
-def _hub_instructions(name: str, repo_id: str, create_call: str, cache_dir: str | None) -> str:
+def _hub_instructions(repo_id: str, create_call: str, cache_dir: str | None) -> str:
     return (f"on a machine with network run `python -c \"import open_clip; {create_call}\"`, then copy its HF cache "
             f"folder models--{repo_id.replace('/', '--')} into {cache_dir or '$HF_HOME/hub'} here")
 
@@ -106,6 +106,13 @@ class _WeightsSource:
     local_file: Path | None = None  # where a URL-hosted tag is expected on disk
 
 
+def _hub_source(name: str, cache_dir: str | None) -> _WeightsSource:
+    """Where an `hf-hub:` model's weights come from and how to provide them by hand."""
+    repo_id = name[len("hf-hub:"):]
+    how = _hub_instructions(repo_id, f"open_clip.create_model_and_transforms('{name}')", cache_dir) + "."
+    return _WeightsSource(f"Hugging Face Hub repo {repo_id!r}", how)
+
+
 def _tag_source(name: str, tag: str, cache_dir: str | None) -> _WeightsSource:
     """Where a pretrained tag's weights come from and how to provide them by hand."""
     import open_clip
@@ -114,7 +121,7 @@ def _tag_source(name: str, tag: str, cache_dir: str | None) -> _WeightsSource:
     hub = cfg.get("hf_hub", "")
     if hub:
         repo_id = os.path.split(hub)[0]
-        how = _hub_instructions(name, repo_id, f"open_clip.create_model('{name}', pretrained='{tag}')", cache_dir)
+        how = _hub_instructions(repo_id, f"open_clip.create_model('{name}', pretrained='{tag}')", cache_dir)
         return _WeightsSource(f"Hugging Face Hub repo {repo_id!r} (open_clip pretrained tag)",
                               how + "; or pass the weights file path as `pretrained`.", hub_file=hub)
     url = cfg.get("url", "")
@@ -177,6 +184,7 @@ def load_model(name: str, pretrained: str | None = None, *, device: str = "cpu",
     check_available(name, pretrained, cache_dir=cache_dir)  # fails before anything is built
     kwargs: dict[str, Any] = {"device": device, "cache_dir": cache_dir}
     identity: dict[str, Any] = {"name": name}
+    download_from: _WeightsSource | None = None  # set for the sources open_clip downloads
 
     if name == tiny_clip.TINY_CLIP_NAME and pretrained in (None, TINY_TAG):
         checkpoint = tiny_clip.tiny_clip_checkpoint()
@@ -186,6 +194,7 @@ def load_model(name: str, pretrained: str | None = None, *, device: str = "cpu",
     elif name.startswith("hf-hub:"):
         identity["weights"] = name
         pretrained_arg = None
+        download_from = _hub_source(name, cache_dir)
     elif name.startswith("local-dir:"):
         folder = Path(name[len("local-dir:"):]).expanduser()
         weights = [p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin")]
@@ -206,20 +215,15 @@ def load_model(name: str, pretrained: str | None = None, *, device: str = "cpu",
         else:
             identity["weights"] = pretrained
             pretrained_arg = pretrained
+            download_from = _tag_source(name, pretrained, cache_dir)
 
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained_arg, **kwargs)
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, pickle.UnpicklingError) as err:
         if isinstance(err, FileNotFoundError):
             raise _missing(f"{name} / {pretrained}", "open_clip", str(err)) from err
-        if "download" in str(err).lower():  # online mode, but the hub or URL is unreachable
-            if name.startswith("hf-hub:"):
-                repo_id = name[len("hf-hub:"):]
-                source = _WeightsSource(f"Hugging Face Hub repo {repo_id!r}", _hub_instructions(
-                    name, repo_id, f"open_clip.create_model_and_transforms('{name}')", cache_dir) + ".")
-            else:
-                source = _tag_source(name, pretrained, cache_dir)
-            raise _missing(f"{name} / {pretrained}", source.description, source.how,
+        if download_from and "download" in str(err).lower():  # online mode, but the hub or URL is unreachable
+            raise _missing(f"{name} / {pretrained}", download_from.description, download_from.how,
                            problem=f"checkpoint could not be downloaded ({str(err).splitlines()[0][:200]})") from err
         if pretrained_arg and Path(pretrained_arg).exists():
             raise CorruptCacheError(
@@ -249,9 +253,8 @@ def check_available(name: str, pretrained: str | None = None, *, cache_dir: str 
     if name.startswith("hf-hub:"):
         repo_id = name[len("hf-hub:"):]
         if offline_mode() and not _hub_weights_on_disk(repo_id, None, cache_dir):
-            raise _missing(name, f"Hugging Face Hub repo {repo_id!r}",
-                           _hub_instructions(name, repo_id, f"open_clip.create_model_and_transforms('{name}')",
-                                             cache_dir) + ".")
+            source = _hub_source(name, cache_dir)
+            raise _missing(name, source.description, source.how)
         return
     if name.startswith("local-dir:"):
         folder = Path(name[len("local-dir:"):]).expanduser()
