@@ -55,3 +55,14 @@ def test_classifier_columns_are_unit_norm_and_templates_validated(random_tiny_cl
 def test_openai_imagenet_templates_come_from_open_clip():
     assert len(zeroshot.OPENAI_IMAGENET_TEMPLATES) == 80 and all("{}" in t for t in zeroshot.OPENAI_IMAGENET_TEMPLATES)
     assert len(zeroshot.IMAGENET_CLASSNAMES) == 1000
+
+
+def test_prompt_set_classifier_without_renormalising_gives_the_mean_cosine(random_tiny_clip):
+    import torch.nn.functional as F
+
+    prompts = [["a round outline", "no corners"], ["three corners"]]
+    weights = zeroshot.prompt_set_classifier(random_tiny_clip, prompts, renormalize=False)
+    image = F.normalize(torch.randn(1, weights.shape[0]), dim=-1)
+    text = F.normalize(random_tiny_clip.encode_text_prompts(prompts[0]).float(), dim=-1)
+    assert torch.allclose((image @ weights)[0, 0], (image @ text.T).mean(), atol=1e-6)
+    assert torch.allclose(zeroshot.prompt_set_classifier(random_tiny_clip, prompts).norm(dim=0), torch.ones(2))

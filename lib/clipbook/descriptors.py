@@ -1,0 +1,107 @@
+"""Per-class visual descriptors as data (classify-by-description, NoLA's description classifier).
+
+A descriptor source is a plain config in `DESCRIPTOR_SOURCES`:
+
+    load_descriptors("toyworld")           # the toy world's own class descriptions (no files)
+    load_descriptors("cbd-dtd")            # a paper's released JSON {class: [descriptor, ...]}
+
+Released files are downloaded once into the cache (`$CLIPBOOK_CACHE/descriptors`), written
+atomically, and never committed. Offline, a file that is not there yet is an error that says which
+file, where it comes from and where to put it.
+"""
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+
+from clipbook.cache import atomic_write_bytes, cache_dir, file_lock
+from clipbook.models.loader import offline_mode
+from clipbook.toyworld import world
+
+# kind "toyworld": the descriptions the renderer makes true; kind "json-url": a released JSON file.
+# Paper notebooks register their sources here (url, the repository file it is, the paper it belongs to).
+DESCRIPTOR_SOURCES: dict[str, dict] = {
+    "toyworld": {"kind": "toyworld"},
+}
+
+
+class UnknownDescriptorSourceError(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class MissingDescriptorsError(FileNotFoundError):
+    pass
+
+
+def register_descriptor_source(name: str, **config) -> None:
+    """Add a source, e.g. `register_descriptor_source("x", kind="json-url", url=..., paper=...)`."""
+    if config.get("kind") not in ("toyworld", "json-url"):
+        raise ValueError(f"descriptor source {name!r}: kind must be 'toyworld' or 'json-url', got {config.get('kind')!r}")
+    if config["kind"] == "json-url" and not str(config.get("url", "")).startswith("https://"):
+        raise ValueError(f"descriptor source {name!r}: a json-url source needs an https url")
+    DESCRIPTOR_SOURCES[name] = dict(config)
+
+
+def descriptor_file(name: str) -> Path:
+    """Where a downloaded source lives in the cache (named by source, so users can place it by hand)."""
+    return cache_dir("descriptors") / f"{name}.json"
+
+
+def _download(name: str, config: dict) -> Path:
+    path = descriptor_file(name)
+    with file_lock(path):
+        if path.exists():
+            return path
+        if offline_mode():
+            raise MissingDescriptorsError(
+                f"descriptor file for {name!r} is not in the cache and the offline profile does not download.\n"
+                f"  from: {config['url']}\n"
+                f"  put it at: {path}\n"
+                f"  how: download that file on a machine with network and copy it there, or run this notebook "
+                f"once with network (profile 'paper' downloads it)")
+        try:
+            with urllib.request.urlopen(config["url"], timeout=60) as response:
+                data = response.read()
+        except OSError as err:
+            raise MissingDescriptorsError(
+                f"could not download the descriptor file for {name!r} from {config['url']} ({err}); "
+                f"download it by hand and put it at {path}") from err
+        json.loads(data)  # refuse to cache a page that is not JSON (e.g. an error page)
+        atomic_write_bytes(data, path)
+    return path
+
+
+def load_descriptors(source: str) -> dict[str, list[str]]:
+    """Descriptors per class name, in the source's class order.
+
+    Args:
+        source: a name in `DESCRIPTOR_SOURCES`.
+
+    Returns:
+        `{classname: [descriptor, ...]}`.
+    """
+    if source not in DESCRIPTOR_SOURCES:
+        raise UnknownDescriptorSourceError(
+            f"unknown descriptor source {source!r}; known: {', '.join(sorted(DESCRIPTOR_SOURCES))}")
+    config = DESCRIPTOR_SOURCES[source]
+    if config["kind"] == "toyworld":
+        return {name: list(spec["descriptions"]) for name, spec in world.CLASSES.items()}
+    path = _download(source, config)
+    try:
+        descriptors = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise MissingDescriptorsError(f"descriptor file {path} is unreadable ({err}); delete it to download again") from err
+    if not isinstance(descriptors, dict) or not all(isinstance(v, list) for v in descriptors.values()):
+        raise MissingDescriptorsError(f"descriptor file {path} is not a {{class: [descriptors]}} JSON object")
+    return descriptors
+
+
+def descriptors_for(classnames: list[str], descriptors: dict[str, list[str]]) -> list[list[str]]:
+    """The descriptor lists in `classnames` order; a class without descriptors is an error naming it."""
+    missing = [c for c in classnames if c not in descriptors]
+    if missing:
+        raise KeyError(f"no descriptors for classes {missing[:5]}{'…' if len(missing) > 5 else ''}; "
+                       f"the source has {len(descriptors)} classes, e.g. {list(descriptors)[:3]}")
+    return [list(descriptors[c]) for c in classnames]
