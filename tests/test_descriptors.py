@@ -40,3 +40,54 @@ def test_cached_file_is_read_without_network(cache_root, monkeypatch):
 def test_register_refuses_a_source_without_https_url():
     with pytest.raises(ValueError, match="https url"):
         descriptors.register_descriptor_source("bad", kind="json-url", url="ftp://x")
+
+
+CBD_FILES = ("cub", "dtd", "eurosat", "food101", "imagenet", "pets", "places365")
+
+
+@pytest.mark.parametrize("stem", CBD_FILES)
+def test_classify_by_description_sources_are_pinned_raw_files_of_the_official_repo(stem):
+    config = descriptors.DESCRIPTOR_SOURCES[f"cbd-{stem}"]
+    assert config["kind"] == "json-url"
+    assert config["url"] == ("https://raw.githubusercontent.com/sachit-menon/classify_by_description_release/"
+                             f"{descriptors.CBD_COMMIT}/descriptors/descriptors_{stem}.json")
+    assert len(descriptors.CBD_COMMIT) == 40 and int(descriptors.CBD_COMMIT, 16) >= 0  # a full commit, not a branch
+    assert config["file"].endswith(f"descriptors/descriptors_{stem}.json") and "Menon" in config["paper"]
+
+
+def test_classify_by_description_source_offline_names_its_url(cache_root, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(descriptors.MissingDescriptorsError) as err:
+        descriptors.load_descriptors("cbd-imagenet")
+    assert descriptors.DESCRIPTOR_SOURCES["cbd-imagenet"]["url"] in str(err.value)
+    assert str(descriptors.descriptor_file("cbd-imagenet")) in str(err.value)
+
+
+def test_classify_by_description_file_placed_by_hand_keeps_the_released_class_order(cache_root, monkeypatch):
+    # the official code maps labels to the file's key order, so loading must not reorder classes
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    released = {"Abyssinian": ["black, grey, or brown fur"], "american bulldog": ["a muscular build"], "Bengal": []}
+    descriptors.descriptor_file("cbd-pets").write_text(json.dumps(released))
+    loaded = descriptors.load_descriptors("cbd-pets")
+    assert list(loaded) == list(released) and loaded["Bengal"] == []
+
+
+@pytest.mark.parametrize("dataset, stem", sorted(descriptors.NOLA_FILES.items()))
+def test_nola_sources_are_pinned_raw_files_of_the_official_repo(dataset, stem):
+    config = descriptors.DESCRIPTOR_SOURCES[f"nola-{dataset}"]
+    assert config["kind"] == "json-url"
+    assert config["url"] == ("https://raw.githubusercontent.com/fazliimam/NoLA/"
+                             f"{descriptors.NOLA_COMMIT}/descriptions/generic/{stem}.json")
+    assert len(descriptors.NOLA_COMMIT) == 40 and int(descriptors.NOLA_COMMIT, 16) >= 0
+    assert "NoLA" in config["paper"]
+
+
+def test_nola_source_offline_names_its_url_and_reads_a_file_placed_by_hand(cache_root, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(descriptors.MissingDescriptorsError) as err:
+        descriptors.load_descriptors("nola-eurosat")
+    assert descriptors.DESCRIPTOR_SOURCES["nola-eurosat"]["url"] in str(err.value)
+    released = {"Annual Crop Land": ["A satellite photo of Annual Crop Land shows a patchwork of fields."]}
+    descriptors.descriptor_file("nola-eurosat").write_text(json.dumps(released))
+    assert descriptors.descriptors_for(["Annual Crop Land"], descriptors.load_descriptors("nola-eurosat")) == [
+        released["Annual Crop Land"]]

@@ -26,3 +26,13 @@ def test_mean_per_class_recall_weights_classes_equally():
     predictions = np.array([0, 0, 0, 0, 1])
     labels = np.array([0, 0, 0, 1, 1])
     assert metrics.mean_per_class_recall(predictions, labels) == 75.0
+
+
+def test_top_k_accuracy_counts_the_label_among_the_k_best():
+    scores = torch.tensor([[0.1, 0.5, 0.4], [0.9, 0.02, 0.08], [0.2, 0.3, 0.5]])
+    labels = torch.tensor([2, 1, 0])
+    assert metrics.top_k_accuracy(scores, labels, 1) == 0.0
+    assert metrics.top_k_accuracy(scores, labels, 2) == pytest.approx(100 / 3)  # only row 0
+    assert metrics.top_k_accuracy(scores, labels, 3) == 100.0
+    with pytest.raises(ValueError, match="k=4"):
+        metrics.top_k_accuracy(scores, labels, 4)

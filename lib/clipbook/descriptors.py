@@ -19,10 +19,41 @@ from clipbook.cache import atomic_write_bytes, cache_dir, file_lock
 from clipbook.models.loader import offline_mode
 from clipbook.toyworld import world
 
+# Classify-by-description (Menon & Vondrick, ICLR 2023): the GPT-3 descriptors released with the code,
+# pinned to a commit so a download always gets the file the notebook was checked against.
+CBD_REPOSITORY = "sachit-menon/classify_by_description_release"
+CBD_COMMIT = "d1a3d8920af89bd0d6a692ed3afeb277df46e082"
+
+
+def _cbd_source(file_stem: str) -> dict:
+    file = f"descriptors/descriptors_{file_stem}.json"
+    return {"kind": "json-url", "url": f"https://raw.githubusercontent.com/{CBD_REPOSITORY}/{CBD_COMMIT}/{file}",
+            "file": f"github.com/{CBD_REPOSITORY}/blob/{CBD_COMMIT}/{file}",
+            "paper": "Menon & Vondrick, ICLR 2023 (notebook classify-by-description)"}
+
+
+# NoLA (Imam et al. 2024): the LLM class descriptions shipped in descriptions/generic/, pinned likewise;
+# keyed by clipbook's dataset names (the repository has no licence file: downloaded, never committed).
+NOLA_REPOSITORY = "fazliimam/NoLA"
+NOLA_COMMIT = "ffd99acda62911e98dbe17a982061dbc196c450b"
+NOLA_FILES = {"caltech101": "Caltech101", "dtd": "DescribableTextures", "eurosat": "EuroSAT",
+              "imagenet": "ImageNet", "oxford_flowers": "OxfordFlowers", "sun397": "SUN397", "ucf101": "UCF101"}
+
+
+def _nola_source(file_stem: str) -> dict:
+    file = f"descriptions/generic/{file_stem}.json"
+    return {"kind": "json-url", "url": f"https://raw.githubusercontent.com/{NOLA_REPOSITORY}/{NOLA_COMMIT}/{file}",
+            "file": f"github.com/{NOLA_REPOSITORY}/blob/{NOLA_COMMIT}/{file}",
+            "paper": "Imam et al. 2024, NoLA (notebook nola)"}
+
+
 # kind "toyworld": the descriptions the renderer makes true; kind "json-url": a released JSON file.
 # Paper notebooks register their sources here (url, the repository file it is, the paper it belongs to).
 DESCRIPTOR_SOURCES: dict[str, dict] = {
     "toyworld": {"kind": "toyworld"},
+    **{f"cbd-{stem}": _cbd_source(stem) for stem in ("cub", "dtd", "eurosat", "food101", "imagenet", "pets",
+                                                     "places365")},
+    **{f"nola-{dataset}": _nola_source(stem) for dataset, stem in NOLA_FILES.items()},
 }
 
 

@@ -22,6 +22,15 @@ def accuracy(scores, labels) -> float:
     return float((predictions == labels).mean() * 100)
 
 
+def top_k_accuracy(scores, labels, k: int) -> float:
+    """Top-k accuracy (%) from logits (N, K): the label is among the k highest scores. Softmax-free, since
+    a softmax ranks classes the same."""
+    scores, labels = torch.as_tensor(_as_numpy(scores)), torch.as_tensor(_as_numpy(labels))
+    if not 1 <= k <= scores.shape[1]:
+        raise ValueError(f"k={k} must be between 1 and the number of classes {scores.shape[1]}")
+    return float((scores.topk(k, dim=1).indices == labels[:, None]).any(dim=1).double().mean() * 100)
+
+
 def mean_per_class_recall(scores, labels) -> float:
     predictions, labels = _predictions(scores), _as_numpy(labels)
     return float(np.mean([(predictions[labels == c] == c).mean() for c in np.unique(labels)]) * 100)

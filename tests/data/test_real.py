@@ -111,8 +111,8 @@ def test_missing_dataset_or_image_folder_names_the_path_and_a_source(tmp_path):
 def test_unknown_split_lists_the_valid_ones(tmp_path):
     with pytest.raises(ValueError, match="known splits: train, val, test"):
         registry.load_dataset("eurosat", "tset", root=make_eurosat(tmp_path))
-    with pytest.raises(ValueError, match="known splits: train, test"):
-        registry.load_dataset("imagenet", "val", root=tmp_path)
+    with pytest.raises(ValueError, match="known splits: train, val, test"):
+        registry.load_dataset("imagenet", "tset", root=tmp_path)
     with pytest.raises(ValueError, match="known splits: test"):
         registry.load_dataset("imagenet_r", "train", root=tmp_path)
 
@@ -157,6 +157,8 @@ def test_imagenet_labels_follow_classnames_order_and_test_reads_val(tmp_path):
     assert test.relative_paths == ["imagenet/images/val/n01000000/v.JPEG", "imagenet/images/val/n05000000/v.JPEG"]
     assert test.labels.tolist() == [1, 2] and test.templates == ["a photo of a {}."]
     assert test[0][0].mode == "RGB"
+    # CoOp/GDA select hyper-parameters on the same official val set they test on (imagenet.py: val = test)
+    assert registry.load_dataset("imagenet", "val", root=tmp_path).relative_paths == test.relative_paths
 
 
 def test_imagenet_missing_parts_explain_the_manual_download(tmp_path):

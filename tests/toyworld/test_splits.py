@@ -43,3 +43,15 @@ def test_render_split_gives_images_and_masks():
     splits.register_split("unit-test-small", domain="photo", size=5, home_background_p=0.5)
     images, masks = splits.render_split("unit-test-small")
     assert images.shape == (5, world.IMAGE_SIZE, world.IMAGE_SIZE, 3) and masks.shape == (5, world.IMAGE_SIZE, world.IMAGE_SIZE)
+
+
+def test_background_uniform_splits_cover_every_class_background_group():
+    for name, least in (("background-uniform-val", 20), ("background-uniform-test", 70)):
+        scenes = splits.scenes(name)
+        counts = Counter((s.label, s.background) for s in scenes)
+        assert len(counts) == len(world.CLASS_NAMES) * len(splits.BACKGROUND_NAMES)
+        assert min(counts.values()) >= least
+        assert {s.domain for s in scenes} == {"photo"}
+        # backgrounds independent of the class: the home background is no more frequent than any other
+        home_rate = np.mean([s.background == splits.home_background(s.label) for s in scenes])
+        assert abs(home_rate - 1 / len(splits.BACKGROUND_NAMES)) < 0.03

@@ -93,10 +93,11 @@ REAL_DATASETS: dict[str, dict] = {
         "UCF101", "ucf101", "UCF-101-midframes", "a photo of a person doing {}.",
         f"Images: UCF-101-midframes.zip (the middle frame of each video), linked from CoOp's DATASETS.md "
         f"({COOP_DATASETS_MD})."),
-    # CoOp evaluates ImageNet on its official val set, which it calls "test"
+    # CoOp evaluates ImageNet on its official val set, which it calls "test"; having no other held-out set,
+    # CoOp and Tip-Adapter/GDA select on that same set too (datasets/imagenet.py: `val = test`), so "val" is it
     "imagenet": {"kind": "imagenet", "title": "ImageNet", "folder": "imagenet", "image_dir": "images",
-                 "split_dirs": {"train": "train", "test": "val"}, "template": IMAGENET_TEMPLATE,
-                 "splits": ("train", "test")},
+                 "split_dirs": {"train": "train", "val": "val", "test": "val"}, "template": IMAGENET_TEMPLATE,
+                 "splits": ("train", "val", "test")},
     "imagenet_v2": _variant_config(
         "ImageNetV2", "imagenetv2", "imagenetv2-matched-frequency-format-val", "label_index",
         "imagenetv2-matched-frequency.tar.gz from https://github.com/modestyachts/ImageNetV2"),

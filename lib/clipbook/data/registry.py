@@ -20,7 +20,9 @@ from clipbook.toyworld import world
 
 # kind "toy": the toy world; "splits" maps the standard train/val/test names onto toy-world splits
 # (any other toy split is reachable by its own name through "toy"). kind "coop", "imagenet" and
-# "imagenet-variant": real datasets, registered by real.py. "kind" picks the loader.
+# "imagenet-variant": real datasets, registered by real.py; "packaged" and "image-folder": class-folder
+# datasets shipped in a pip package or under the data root, registered by packaged.py; "groups": group-robustness
+# datasets (Waterbirds, CelebA), registered by groups.py. "kind" picks the loader.
 DATASETS: dict[str, dict] = {
     "toy": {"kind": "toy", "template": "a photo of a {}.", "splits": {"train": "train", "val": "val", "test": "test"}},
     "toy-noise": {"kind": "toy", "template": "a photo of a {}.",
@@ -76,14 +78,14 @@ class ToyDataset(torch.utils.data.Dataset):
 
 
 def known_datasets() -> list[str]:
-    from clipbook.data import real  # noqa: F401  (registers the real datasets)
+    from clipbook.data import groups, packaged, real  # noqa: F401  (register the real, packaged and group datasets)
 
     return sorted(DATASETS)
 
 
 def load_dataset(name: str, split: str, *, root: str | os.PathLike | None = None):
     """Return a dataset by registry name and split; unknown names and splits fail at once."""
-    from clipbook.data import real
+    from clipbook.data import groups, packaged, real
 
     if name not in DATASETS:
         raise UnknownDatasetError(f"unknown dataset {name!r}; known datasets: {', '.join(known_datasets())}")
@@ -92,4 +94,8 @@ def load_dataset(name: str, split: str, *, root: str | os.PathLike | None = None
         if name != "toy" and split not in config["splits"]:
             raise KeyError(f"dataset {name!r} has splits {', '.join(config['splits'])}, not {split!r}")
         return ToyDataset(config["splits"].get(split, split), name=name)
+    if config["kind"] in packaged.LOADERS:
+        return packaged.load_folder_dataset(name, config, split, data_root(root))
+    if config["kind"] == "groups":
+        return groups.load_group_dataset(name, config, split, data_root(root))
     return real.load_real_dataset(name, config, split, data_root(root))

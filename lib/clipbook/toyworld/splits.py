@@ -41,6 +41,12 @@ SPLITS: dict[str, dict] = {
                        "purpose": "class strongly correlated with background"},
     "spurious-test": {"domain": "photo", "size": 2400, "home_background_p": 0.0,
                       "purpose": "class anti-correlated with background (never on its home)"},
+    # every (class, background) group, backgrounds drawn independently of the class (~33 / ~100 images per
+    # group): worst-group accuracy over all 72 groups (PerceptionCLIP's Waterbirds protocol on the toy world)
+    "background-uniform-val": {"domain": "photo", "size": 2400, "home_background_p": None,
+                               "purpose": "every (class, background) group; selection split for group robustness"},
+    "background-uniform-test": {"domain": "photo", "size": 7200, "home_background_p": None,
+                                "purpose": "every (class, background) group, ~100 images each; group robustness"},
 }
 
 

@@ -1,0 +1,788 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # CapS-Adapter — Caption-based MultiModal Adapter in Zero-Shot Classification
+#
+# Wang, Liu, Wang — 2024 (venue unconfirmed) · [arXiv:2405.16591](https://arxiv.org/abs/2405.16591) ·
+# official code [WLuLi/CapS-Adapter](https://github.com/WLuLi/CapS-Adapter) (no licence file; read, not copied),
+# which builds on [SuS-X](https://github.com/vishaal27/SuS-X) (TIP-X) and Tip-Adapter.
+#
+# **Claim.** A *caption-based* support set — caption k labelled training images per class with a multimodal
+# LLM (ShareCaptioner), generate new images from those captions with Stable Diffusion — used by a training-free
+# adapter that reads both the generated images and their captions (M-Adapter), beats zero-shot CLIP and the
+# previous training-free methods; the abstract reports **+2.19 %** average accuracy over the previous leading
+# method on 19 datasets (the only reported number confirmed for this notebook).
+#
+# **This notebook** runs the whole pipeline and M-Adapter's validation grid search (2.2 M points), against
+# zero-shot CLIP, Tip-Adapter on the *real* sampled images and TIP-X (SuS-X's adapter) on the same generated
+# support set. The `offline` profile plays it in the toy world: the captioner is `world.caption` and the
+# text-to-image model is `clipbook.toyworld.text_to_image`, which renders a new scene with exactly the attributes
+# a caption states and random ones elsewhere; it runs on in-domain photos and on the shifted noisy domain, whose
+# support images are still rendered as photos. The `paper` profile reads a support set built by the official
+# scripts and runs OpenAI CLIP on EuroSAT, Oxford Pets and DTD.
+
+# %% tags=["parameters"]
+profile = "offline"  # "offline" (toy world, CPU) or "paper" (real checkpoints and datasets, GPU)
+models = [["clipbook-tiny-rn", "toyworld"]]  # [open_clip architecture, pretrained tag]
+datasets = ["toy", "toy-noise"]  # dataset registry names; the first is the headline
+seeds = [1, 2, 3]
+samples_per_class = 16  # labelled train images sampled and captioned per class (official datasampler.py k: 100)
+images_per_class = 16  # support images generated per class (official generate_caps.py --images_per_class)
+caption_level = "long"  # offline captioner: the world.caption level standing in for ShareCaptioner
+support_domain = "photo"  # offline generator style: "photo" (always photos) or "caption" (the style captioned)
+temperature = 0.5  # softmax temperature of the KL term (official --temperature)
+alpha_search = [0.1, 50.0, 20]  # [first, end (excluded), steps] of the official madapter.py grid
+beta_search = [1.0, 50.0, 200]
+gamma_search = [0.1, 30.0, 50]
+delta_steps = 11  # delta runs from 0 to 1 in equal steps (official: 0, 0.1, ..., 1)
+caps_root = "~/data/caps"  # paper profile: the official CapS output folder (holds caps_sd/<dataset>/<class>/)
+ablate_support_domain = True  # offline: rerun the shifted datasets with the other support_domain
+device = "auto"
+
+# %%
+import copy
+import json
+import random
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import scipy.special
+import scipy.stats
+import seaborn as sns
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import clipbook
+from clipbook import features, metrics, zeroshot
+from clipbook.data import fewshot, registry
+from clipbook.determinism import DEFAULT_THREADS, deterministic_torch
+from clipbook.models.loader import load_model
+from clipbook.report.record import record
+from clipbook.toyworld import world
+from clipbook.toyworld.text_to_image import SceneDataset, scene_from_caption
+
+session = clipbook.setup(profile, device=device)
+clipbook.preflight(models, datasets)  # missing weights or data fail here, before any encoding
+for name, value in {"samples_per_class": samples_per_class, "images_per_class": images_per_class}.items():
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+if caption_level not in world.CAPTION_LEVELS:
+    raise ValueError(f"unknown caption_level {caption_level!r}; accepted: {', '.join(world.CAPTION_LEVELS)}")
+if support_domain not in ("photo", "caption"):
+    raise ValueError(f"support_domain must be 'photo' or 'caption', got {support_domain!r}")
+if not isinstance(ablate_support_domain, bool):
+    raise ValueError(f"ablate_support_domain must be True or False, got {ablate_support_domain!r}")
+if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
+    raise ValueError(f"seeds must be a non-empty list of integers, got {seeds!r}")
+if not (isinstance(temperature, (int, float)) and temperature > 0):
+    raise ValueError(f"temperature must be a positive number, got {temperature!r}")
+for name, spec in {"alpha_search": alpha_search, "beta_search": beta_search, "gamma_search": gamma_search}.items():
+    if not (isinstance(spec, list) and len(spec) == 3 and isinstance(spec[2], int) and spec[2] >= 1
+            and spec[0] < spec[1]):
+        raise ValueError(f"{name} must be [first, end, steps] with first < end and steps >= 1, got {spec!r}")
+if isinstance(delta_steps, bool) or not isinstance(delta_steps, int) or delta_steps < 2:
+    raise ValueError(f"delta_steps must be an integer >= 2 (delta runs from 0 to 1), got {delta_steps!r}")
+
+
+def official_grid(first, end, steps):
+    """madapter.py hparam_search: value_i = i * (end - first) / steps + first, i < steps (end excluded)."""
+    return torch.tensor([i * (end - first) / steps + first for i in range(steps)], dtype=torch.float64)
+
+
+alphas, betas, gammas = (official_grid(*spec) for spec in (alpha_search, beta_search, gamma_search))
+deltas = torch.tensor([i / (delta_steps - 1) for i in range(delta_steps)], dtype=torch.float64)
+grid_size = len(alphas) * len(betas) * len(gammas) * len(deltas)
+print(f"M-Adapter grid: {len(alphas)} alpha x {len(betas)} beta x {len(gammas)} gamma x {len(deltas)} delta "
+      f"= {grid_size:,} points")
+
+# %% [markdown]
+# ## The support set: sample, caption, generate
+#
+# Per class, the official scripts sample k labelled training images (`datasampler.py`), caption each with
+# ShareCaptioner (`generate_captions.py`), and prompt Stable Diffusion with "A photo of {class}. {caption}",
+# cycling through the class's captions in random order until `images_per_class` images exist (`generate_caps.py`).
+# The support features are CLIP's image features of the generated images, $F_I$, and CLIP's text features of their
+# prompts, $F_C$ (`encode_caps.py`; its 10 "augment epochs" all use the deterministic eval preprocessing, so
+# their average is one pass). Offline, `world.caption` is the captioner, and `scene_from_caption` is the generator:
+# faithful to every attribute the caption states, random in everything else.
+
+# %%
+def caption_prompt(classname: str, caption: str) -> str:
+    return f"A photo of {classname.replace('_', ' ')}. {caption}"  # generate_caps.py generate_images
+
+
+def generate_toy_support(train, indices, seed, style):
+    """Toy CapS set: caption the sampled scenes, render new scenes from the prompts, class by class.
+    Returns the support set, its prompts and, per generated image, the training index that was captioned."""
+    scenes, prompts, sources = [], [], []
+    for label in range(len(train.classnames)):
+        rng = np.random.default_rng([seed, label])
+        captioned = [int(i) for i in indices if train.labels[i] == label]
+        order = rng.permutation(len(captioned))
+        for j in range(images_per_class):
+            source = captioned[order[j % len(order)]]
+            prompt = caption_prompt(train.classnames[label], world.caption(train.scenes[source], caption_level))
+            scenes.append(scene_from_caption(prompt, rng, domain="photo" if style == "photo" else None))
+            prompts.append(prompt)
+            sources.append(source)
+    return SceneDataset(scenes, name=f"{train.name}-caps-{style}", split=f"seed{seed}"), prompts, sources
+
+
+# the official scripts' dataset folder names, where they differ from the registry's
+OFFICIAL_DATASET_NAMES = {"oxford_pets": "oxfordpets", "stanford_cars": "stanfordcars",
+                          "oxford_flowers": "flowers102", "fgvc_aircraft": "fgvcaircraft"}
+
+
+def _folder_key(name: str) -> str:
+    return name.lower().replace(" ", "_").replace("/", "")
+
+
+class CapsFolder(torch.utils.data.Dataset):
+    """A support set made by the official scripts: caps_sd/<dataset>/<class>/*.png with updated_data.json
+    (image paths and prompts). Like encode_caps.py, `images_per_class` images per class are drawn at random."""
+
+    def __init__(self, root, dataset_name, classnames, seed):
+        self.root = Path(root).expanduser() / "caps_sd" / OFFICIAL_DATASET_NAMES.get(dataset_name, dataset_name)
+        self.name, self.split, self.classnames = f"{dataset_name}-caps", f"seed{seed}", list(classnames)
+        how = ("Build it with the official scripts (github.com/WLuLi/CapS-Adapter: datasampler.py --k 100, "
+               "generate_captions.py with ShareCaptioner, generate_caps.py --images_per_class N with "
+               "stable-diffusion-v1-4), then set caps_root to the folder that holds caps_sd/")
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"no CapS support set for {dataset_name!r}: {self.root} does not exist "
+                                    f"(caps_root = {caps_root!r}). {how}.")
+        class_folders = {_folder_key(p.name): p for p in self.root.iterdir() if p.is_dir()}
+        self.paths, self.prompts, labels = [], [], []
+        rng = random.Random(seed)
+        for label, classname in enumerate(self.classnames):
+            class_folder = class_folders.get(_folder_key(classname), self.root / _folder_key(classname))
+            listing = class_folder / "updated_data.json"
+            if not listing.exists():
+                raise FileNotFoundError(f"no CapS images for class {classname!r} of {dataset_name!r}: {listing} "
+                                        f"is missing. {how}.")
+            entries = json.loads(listing.read_text())
+            if len(entries) < images_per_class:
+                raise ValueError(f"{listing} lists {len(entries)} images, "
+                                 f"fewer than images_per_class={images_per_class}")
+            for entry in rng.sample(entries, images_per_class):
+                self.paths.append(f"{listing.parent.name}/{Path(entry['image_path']).name}")  # relative to root
+                self.prompts.append(entry["caption"])
+                labels.append(label)
+        self.labels = np.array(labels, dtype=np.int64)
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        return Image.open(self.root / self.paths[index]).convert("RGB"), int(self.labels[index])
+
+    def fingerprint(self):
+        return {"dataset": self.name, "images": self.paths, "prompts": self.prompts}
+
+
+if session.profile == "paper":  # fail before any encoding if a support set is missing
+    for dataset_name in datasets:
+        CapsFolder(caps_root, dataset_name, registry.load_dataset(dataset_name, "train").classnames, seeds[0])
+
+# %% [markdown]
+# ## The method: M-Adapter
+#
+# With L2-normalised test features $f$, the zero-shot classifier $W$ ("a photo of a {}."), support image features
+# $F_I$, support caption features $F_C$ and one-hot support labels $L$, M-Adapter blends the two affinities,
+#
+# $$A = (1-\delta)\, f F_I^\top + \delta\, f F_C^\top, \qquad
+#   \text{cache} = \exp\!\big(-\beta\,(1 - A)\big)\, L ,$$
+#
+# and adds TIP-X's KL term: each image gets a distribution over the classes, $p = \operatorname{softmax}(fW/\tau)$,
+# each support image $q_j = \operatorname{softmax}(F_{I,j}W/\tau)$; the divergences
+# $\mathrm{KL}_{ij} = \sum_k p_{ik}\log(p_{ik}/q_{jk})$ are min-max rescaled onto the range of $A$, negated and
+# summed per class:
+#
+# $$\text{kl} = -\operatorname{rescale}_{[\min A,\,\max A]}(\mathrm{KL})\, L, \qquad
+#   \text{logits} = 100\, fW + \alpha\,\text{cache} + \gamma\,\text{kl}.$$
+#
+# $\alpha, \beta, \gamma, \delta$ come from a grid search on the validation split. The functions follow
+# `madapter.py` (`compute_image_text_distributions`, `get_kl_divergence_sims`, `scale_`, `hparam_search`).
+#
+# **A bug in the official code.** CapS's `compute_image_text_distributions` computes `features @ weights` and then
+# overwrites it with `softmax(features / temp)`: a softmax over the raw feature dimensions instead of over the
+# class logits (SuS-X's `tipx.py`, which it adapts, softmaxes the logits). We implement the paper's (intended)
+# version as *the* method and run the faithful, buggy one beside it.
+
+# %%
+def class_distributions(image_features, text_weights, faithful_bug=False):
+    """TIP-X's per-image class distribution softmax(f W / tau) (SuS-X tipx.py compute_image_text_distributions).
+    faithful_bug=True is CapS madapter.py's version: softmax over the raw features, softmax(f / tau)."""
+    if faithful_bug:
+        return torch.softmax(image_features / temperature, dim=-1)
+    return torch.softmax(image_features @ text_weights / temperature, dim=-1)
+
+
+def kl_divergences(p, q):
+    """KL(p_i || q_j) for every pair of rows, (N, S) (madapter.py get_kl_divergence_sims)."""
+    return (p * p.log()).sum(dim=1, keepdim=True) - p @ q.log().T
+
+
+def rescale_to(x, target):
+    """Min-max rescale x onto target's range (madapter.py scale_: over the whole matrix, not per row)."""
+    return (x - x.min()) / (x.max() - x.min()) * (target.max() - target.min()) + target.min()
+
+
+@dataclass
+class Terms:
+    """What M-Adapter needs about one evaluation split and one support set (names of madapter.py in brackets)."""
+    split: str
+    labels: torch.Tensor  # (N,)
+    zero_shot: torch.Tensor  # (N, K) 100 f W                   [clip_logits]
+    image_affinity: torch.Tensor  # (N, S) f F_I^T
+    caption_affinity: torch.Tensor  # (N, S) f F_C^T
+    kl: dict  # variant -> (N, S) KL(p_i || q_j)                [*_kl_divs_sim]
+    onehot: torch.Tensor  # (S, K) support labels L             [train_images_targets]
+
+
+KL_VARIANTS = {"paper": False, "official bug": True}  # variant -> faithful_bug
+
+
+def make_terms(split, image_features, labels, text_weights, support_images, support_captions, support_labels):
+    f, W = image_features.double(), text_weights.double()
+    images, captions = support_images.double(), support_captions.double()
+    kl = {variant: kl_divergences(class_distributions(f, W, bug), class_distributions(images, W, bug))
+          for variant, bug in KL_VARIANTS.items()}
+    return Terms(split=split, labels=torch.as_tensor(labels), zero_shot=100.0 * f @ W, image_affinity=f @ images.T,
+                 caption_affinity=f @ captions.T, kl=kl,
+                 onehot=F.one_hot(torch.as_tensor(support_labels), W.shape[1]).double())
+
+
+def madapter_terms(terms, beta, delta, variant="paper"):
+    """The cache and KL logits at one (beta, delta) (madapter.py hparam_search, inside its loops)."""
+    affinity = (1 - delta) * terms.image_affinity + delta * terms.caption_affinity
+    cache = torch.exp(beta * (affinity - 1)) @ terms.onehot
+    kl = -rescale_to(terms.kl[variant], affinity) @ terms.onehot
+    return cache, kl
+
+
+def madapter_logits(terms, alpha, beta, gamma=0.0, delta=0.0, variant="paper"):
+    cache, kl = madapter_terms(terms, beta, delta, variant)
+    return terms.zero_shot + alpha * cache + gamma * kl
+
+
+# %% [markdown]
+# ### The grid search, vectorised
+#
+# The official search loops over 20 α × 200 β × 11 δ × 50 γ = 2.2 M points and classifies the whole validation
+# split at each. For fixed $(\alpha, \beta, \delta)$ the logits are *linear* in $\gamma$, so validation image $i$
+# (true class $y$) is right exactly where, for every other class $c$,
+#
+# $$m^{0}_{c} + \gamma\, m^{\text{kl}}_{c} > 0, \qquad m^{0}_{c} = (100fW + \alpha\,\text{cache})_{y} - (\cdot)_{c},
+#   \quad m^{\text{kl}}_{c} = \text{kl}_{y} - \text{kl}_{c},$$
+#
+# i.e. on one interval of $\gamma$ (a lower bound from each $c$ with $m^{\text{kl}}_c > 0$, an upper bound from each
+# with $m^{\text{kl}}_c < 0$). Counting the grid γ's inside each image's interval gives the accuracy at all 50 γ
+# at once, exactly; the sanity checks below compare it with the official nested loop. Ties go to the first point
+# in the official loop order (α, β, δ, γ), as its strict `>` does. Tip-Adapter has no γ: there the logits are
+# linear in α, which plays the same role.
+
+# %%
+def margins(logits, labels):
+    """(..., N, K) -> (..., N, K-1): the true class's logit minus each other class's logit."""
+    k = logits.shape[-1]
+    others = torch.stack([torch.cat([torch.arange(c), torch.arange(c + 1, k)]) for c in range(k)])[labels]
+    true = logits.gather(-1, labels.expand(logits.shape[:-1]).unsqueeze(-1))
+    return true - logits.gather(-1, others.expand(*logits.shape[:-1], k - 1))
+
+
+def count_correct(base, outer_slope, outer_grid, inner_slope, inner_grid):
+    """Correct predictions of margins base + x * outer_slope + g * inner_slope at every (x, b, g): (X, B, G).
+
+    base (N, K-1); outer_slope (B, N, K-1) and inner_slope (B or 1, N, K-1) for B settings of the other
+    hyper-parameters; x runs over the sorted outer_grid, g over the sorted inner_grid.
+    """
+    # The margins are linear in (x, g), so over the grid's box each is smallest (largest) at a corner: an image no
+    # class beats at any corner is right everywhere, one that a class beats at all four corners is wrong
+    # everywhere. Only the others (typically 10-30 %) need intervals.
+    x_ends = [x * outer_slope for x in (outer_grid[0], outer_grid[-1])]
+    g_ends = [g * inner_slope for g in (inner_grid[0], inner_grid[-1])]
+    right_everywhere = (base + torch.minimum(*x_ends) + torch.minimum(*g_ends) > 0).all(dim=-1)  # (B, N)
+    wrong_everywhere = (base + torch.maximum(*x_ends) + torch.maximum(*g_ends) < 0).any(dim=-1)
+    open_ = ~(right_everywhere | wrong_everywhere).all(dim=0)  # (N,): undecided for some setting
+    settled = right_everywhere[:, ~open_].sum(dim=1)  # (B,)
+    base, outer_slope, inner_slope = base[open_], outer_slope[:, open_], inner_slope[:, open_]
+
+    rises, falls, flat = inner_slope > 0, inner_slope < 0, inner_slope == 0
+    bound_at_zero, bound_slope = -base / inner_slope, -outer_slope / inner_slope  # margin = 0 at g = a + x b
+    inf = torch.tensor(float("inf"), dtype=base.dtype)
+    # class-major layout: the max over the K-1 classes is then an elementwise max of slices
+    lower_a, lower_b = (torch.where(rises, v, w).movedim(-1, 0) for v, w in ((bound_at_zero, -inf), (bound_slope, 0.0)))
+    upper_a, upper_b = (torch.where(falls, v, w).movedim(-1, 0) for v, w in ((bound_at_zero, inf), (bound_slope, 0.0)))
+    n_settings, n_grid = settled.shape[0], len(inner_grid)
+    counts = []
+    for x in outer_grid.tolist():
+        lower = torch.amax(torch.add(lower_a, lower_b, alpha=x), dim=0)  # (B, N): right for lower < g < upper
+        upper = torch.amin(torch.add(upper_a, upper_b, alpha=x), dim=0)
+        start = torch.searchsorted(inner_grid, lower.expand(n_settings, -1).contiguous(), right=True)
+        stop = torch.searchsorted(inner_grid, upper.expand(n_settings, -1).contiguous(), right=False)
+        if flat.any():  # a class whose margin does not move with g must already be beaten
+            beaten = ((base + x * outer_slope) > 0) | ~flat
+            stop = torch.where(beaten.all(dim=-1), stop, start)
+        stop = torch.maximum(stop, start)
+        edges = torch.zeros(n_settings, n_grid + 1, dtype=torch.int64)
+        edges.scatter_add_(1, start, torch.ones_like(start)).scatter_add_(1, stop, -torch.ones_like(stop))
+        counts.append(edges.cumsum(dim=1)[:, :n_grid] + settled[:, None])
+    return torch.stack(counts)
+
+
+def cache_per_beta(affinity, onehot, chunk=25):
+    """exp(-beta (1 - A)) L at every beta of the grid, (B, N, K); a few betas at a time, in one reused buffer."""
+    n, s = affinity.shape
+    out = torch.empty(len(betas), n, onehot.shape[1], dtype=affinity.dtype)
+    buffer = torch.empty(chunk, n, s, dtype=affinity.dtype)
+    for first in range(0, len(betas), chunk):
+        block = betas[first:first + chunk]
+        exponent = torch.mul(block[:, None, None], affinity - 1, out=buffer[:len(block)])
+        torch.matmul(exponent.exp_().view(-1, s), onehot, out=out[first:first + len(block)].view(-1, onehot.shape[1]))
+    return out
+
+
+def madapter_grid(terms):
+    """Correct validation predictions at every (alpha, beta, delta, gamma) of the official grid, per KL variant
+    (the variants share the cache, computed once per delta)."""
+    assert terms.split == "val", f"the grid search reads validation data only, got {terms.split!r}"
+    base = margins(terms.zero_shot, terms.labels)
+    counts = {variant: torch.zeros(len(alphas), len(betas), len(deltas), len(gammas), dtype=torch.int64)
+              for variant in terms.kl}
+    for d, delta in enumerate(deltas.tolist()):
+        affinity = (1 - delta) * terms.image_affinity + delta * terms.caption_affinity
+        cache_margins = margins(cache_per_beta(affinity, terms.onehot), terms.labels)
+        for variant, divergences in terms.kl.items():
+            kl = -rescale_to(divergences, affinity) @ terms.onehot
+            counts[variant][:, :, d, :] = count_correct(base, cache_margins, alphas,
+                                                        margins(kl, terms.labels)[None], gammas)
+    return counts
+
+
+def first_best(counts, *grids):
+    """The official selection: scan in loop order, keep a point only if strictly better (= first argmax)."""
+    flat = int(torch.argmax(counts))  # torch.argmax returns the first maximal index
+    index = np.unravel_index(flat, counts.shape)
+    return tuple(float(grid[i]) for grid, i in zip(grids, index)), int(counts.flatten()[flat])
+
+
+# %% [markdown]
+# ### Baselines on the same budget, with the same grid protocol
+#
+# - **Zero-shot CLIP**: $100\,fW$.
+# - **Tip-Adapter** (training-free): the cache holds the *real* sampled training images,
+#   $100\,fW + \alpha\exp(-\beta(1-fF_{\text{real}}^\top))L$; α, β from the same grids (official loop order β, α).
+# - **TIP-X** (SuS-X's adapter): the generated images, image cache plus KL term, no captions — M-Adapter at δ = 0,
+#   searched over α, β, γ (SuS-X's loop order α, β, γ is the M-Adapter grid's δ = 0 slice).
+
+# %%
+def tip_adapter_grid(terms):
+    """Correct validation predictions at every (beta, alpha) of Tip-Adapter: cache only, real images."""
+    assert terms.split == "val", f"the grid search reads validation data only, got {terms.split!r}"
+    cache = cache_per_beta(terms.image_affinity, terms.onehot)
+    base = margins(terms.zero_shot, terms.labels)
+    return count_correct(base, torch.zeros_like(base)[None], torch.zeros(1), margins(cache, terms.labels), alphas)[0]
+
+
+# %% [markdown]
+# ## The experiment
+#
+# For each dataset and seed: sample `samples_per_class` labelled training images per class, build the support set,
+# search each method's hyper-parameters on the validation split, and report test accuracy. Image features go
+# through the library's feature cache; the generated support set is cached under a hash of its scenes.
+
+# %%
+@dataclass
+class Support:
+    indices: np.ndarray  # the sampled labelled training images (captioned; Tip-Adapter's cache)
+    generated: torch.utils.data.Dataset  # the generated support images
+    prompts: list  # their prompts
+    sources: list  # per generated image, the training index whose caption prompted it (None if unknown)
+    image_features: torch.Tensor  # F_I
+    caption_features: torch.Tensor  # F_C
+
+
+class Task:
+    """One model on one dataset: zero-shot classifier, cached val/test features, support sets per seed."""
+
+    def __init__(self, model_name, tag, dataset_name):
+        self.model_name, self.dataset_name = model_name, dataset_name
+        self.loaded = load_model(model_name, tag, device=session.device)
+        self.train = registry.load_dataset(dataset_name, "train")
+        val, test = registry.load_dataset(dataset_name, "val"), registry.load_dataset(dataset_name, "test")
+        templates = getattr(self.train, "templates", None) or zeroshot.TOY_TEMPLATES
+        self.text_weights = zeroshot.zero_shot_classifier(self.loaded, self.train.classnames, templates)
+        self.splits = {"val": (features.image_features(self.loaded, val), val.labels),
+                       "test": (features.image_features(self.loaded, test), test.labels)}
+
+    def support(self, seed, style=support_domain):
+        indices = fewshot.sample_few_shot(self.train.labels, samples_per_class, seed)
+        if session.profile == "paper":
+            generated = CapsFolder(caps_root, self.dataset_name, self.train.classnames, seed)
+            prompts, sources = generated.prompts, [None] * len(generated)
+        else:
+            generated, prompts, sources = generate_toy_support(self.train, indices, seed, style)
+        with deterministic_torch():
+            caption_features = F.normalize(self.loaded.encode_text_prompts(prompts).float().cpu(), dim=-1)
+        return Support(indices, generated, prompts, sources, features.image_features(self.loaded, generated),
+                       caption_features)
+
+    def terms(self, support):
+        """Terms of every split for M-Adapter/TIP-X (generated support set) and Tip-Adapter (real images)."""
+        real = features.image_features(self.loaded, self.train, indices=support.indices)
+        out = {}
+        for split, (x, labels) in self.splits.items():
+            out["caps", split] = make_terms(split, x, labels, self.text_weights, support.image_features,
+                                            support.caption_features, support.generated.labels)
+            out["tip", split] = make_terms(split, x, labels, self.text_weights, real, real,
+                                           self.train.labels[support.indices])
+        return out
+
+
+# Offline, the searches run thousands of small tensor operations (~1 M elements or fewer); on one thread they do
+# not pay a synchronisation per operation, which costs more than a second thread gains at that size.
+SEARCH_THREADS = 1 if session.offline else DEFAULT_THREADS
+
+
+def run_seed(task, seed, style=support_domain):
+    """Every method on one seed: hyper-parameters chosen on validation, accuracy measured on test."""
+    support = task.support(seed, style)
+    with deterministic_torch(threads=SEARCH_THREADS):
+        return evaluate_methods(task, seed, support, task.terms(support))
+
+
+def evaluate_methods(task, seed, support, terms):
+    """Each method's grid search on the validation terms, then its test accuracy at the chosen point."""
+    val, test = terms["caps", "val"], terms["caps", "test"]
+    base = {"model": task.model_name, "dataset": task.dataset_name, "seed": seed}
+
+    def row(method, test_terms, correct, **chosen):
+        return {**base, "method": method, **chosen, "val": 100 * correct / len(val.labels),
+                "test": metrics.accuracy(madapter_logits(test_terms, **chosen), test_terms.labels)}
+
+    rows = [{**base, "method": "zero-shot CLIP", "val": metrics.accuracy(val.zero_shot, val.labels),
+             "test": metrics.accuracy(test.zero_shot, test.labels)}]
+    (beta, alpha), correct = first_best(tip_adapter_grid(terms["tip", "val"]), betas, alphas)
+    rows.append(row("Tip-Adapter (real images)", terms["tip", "test"], correct, alpha=alpha, beta=beta))
+    counts = madapter_grid(val)
+    # TIP-X is the delta = 0 slice of the paper variant, searched in SuS-X's loop order alpha, beta, gamma
+    (alpha, beta, gamma), correct = first_best(counts["paper"][:, :, 0, :], alphas, betas, gammas)
+    rows.append(row("TIP-X (generated images)", test, correct, alpha=alpha, beta=beta, gamma=gamma, delta=0.0))
+    for variant, method in (("paper", "CapS-Adapter"), ("official bug", "CapS-Adapter (official bug)")):
+        (alpha, beta, delta, gamma), correct = first_best(counts[variant], alphas, betas, deltas, gammas)
+        rows.append(row(method, test, correct, alpha=alpha, beta=beta, gamma=gamma, delta=delta, variant=variant))
+    # the best validation accuracy reachable at each delta: how much the caption features are worth
+    curves = [{**base, "variant": variant, "delta": float(delta), "best val": 100 * int(best) / len(val.labels)}
+              for variant, grid in counts.items() for delta, best in zip(deltas, grid.amax(dim=(0, 1, 3)))]
+    return {"rows": rows, "curves": curves, "support": support, "terms": terms, "counts": counts}
+
+
+tasks = [Task(name, tag, ds) for name, tag in models for ds in datasets]
+runs = {(task.dataset_name, seed): run_seed(task, seed) for task in tasks for seed in seeds}
+first_run = runs[datasets[0], seeds[0]]
+for run in runs.values():  # keep the full grid of the first run only, for the sanity checks
+    if run is not first_run:
+        run.pop("counts")
+results = pd.DataFrame([row for run in runs.values() for row in run["rows"]])
+METHODS = ["zero-shot CLIP", "Tip-Adapter (real images)", "TIP-X (generated images)", "CapS-Adapter",
+           "CapS-Adapter (official bug)"]
+summary = (results.groupby(["model", "dataset", "method"])["test"].agg(["mean", "std"]).unstack("dataset")
+           .reindex(METHODS, level="method").round(2))
+summary
+
+
+# %% [markdown]
+# Per seed, the hyper-parameters each method chose on validation and its validation and test accuracy:
+
+# %%
+results.drop(columns="model").round(3)
+
+# %% [markdown]
+# ## What the generator makes of a caption
+#
+# Sampled training images (top), their toy captions as CapS prompts, and the support images rendered from those
+# prompts (bottom), first seed. The generated image keeps what the caption says (class, colour, size, position,
+# background) and redraws the rest; in the noisy domain it is rendered as a photo (`support_domain`).
+
+# %%
+def show_support_examples(columns=4):
+    picks = [j * len(tasks[0].train.classnames) // columns * images_per_class for j in range(columns)]
+    fig, axes = plt.subplots(2 * len(tasks), columns, figsize=(2.9 * columns, 3.6 * 2 * len(tasks)), squeeze=False)
+    for row, task in enumerate(tasks):
+        support = runs[task.dataset_name, seeds[0]]["support"]
+        for column, j in enumerate(picks):
+            top, bottom = axes[2 * row, column], axes[2 * row + 1, column]
+            if support.sources[j] is not None:
+                top.imshow(task.train[support.sources[j]][0])
+            top.set_title(textwrap.fill(support.prompts[j], 38), fontsize=6.5, fontweight="normal")
+            bottom.imshow(support.generated[j][0])
+            for ax in (top, bottom):
+                ax.set_xticks([]), ax.set_yticks([])
+        axes[2 * row, 0].set_ylabel(f"{task.dataset_name}\ncaptioned", fontsize=9)
+        axes[2 * row + 1, 0].set_ylabel("generated", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+show_support_examples()
+plt.show()
+
+# %% [markdown]
+# ## Ablation: the style the generator renders in
+#
+# The noisy domain's captions say "a noisy photo of …", and a text-to-image model would follow them. The main
+# experiment renders photos regardless (`support_domain = "photo"`), so its support set does not mirror the shifted
+# test domain; here each shifted dataset is run again with the other choice, so that the generated images take the
+# style the caption states (or the reverse, if `support_domain` is "caption").
+
+# %%
+other_style = {"photo": "caption", "caption": "photo"}[support_domain]
+shifted = [task for task in tasks if getattr(task.train, "config", {}).get("domain", "photo") != "photo"]
+ablation_methods = ["TIP-X (generated images)", "CapS-Adapter", "CapS-Adapter (official bug)"]
+ablation = pd.DataFrame()
+if ablate_support_domain and session.profile == "offline" and shifted:
+    ablation_rows = [{**row, "support style": style}
+                     for task in shifted for seed in seeds
+                     for style, rows in ((support_domain, runs[task.dataset_name, seed]["rows"]),
+                                         (other_style, run_seed(task, seed, other_style)["rows"]))
+                     for row in rows if row["method"] in ablation_methods]
+    ablation = (pd.DataFrame(ablation_rows).groupby(["dataset", "support style", "method"])["test"].mean()
+                .unstack("method")[ablation_methods].round(2))
+ablation
+
+# %% [markdown]
+# ## Sanity checks against independent formulations
+#
+# 1. With α = γ = 0 the M-Adapter logits are exactly the zero-shot logits.
+# 2. With δ = 0 and γ = 0 the cache term is Tip-Adapter's, $\sum_{j\in c}\exp(-\beta(1-\cos(f, F_{I,j})))$,
+#    recomputed here in NumPy from the cached (unit-norm) features.
+# 3. The KL matrix (both variants) matches `scipy.stats.entropy(p_i, q_j)`.
+# 4. The vectorised grid search counts exactly what the official nested loop counts — α, β, δ, then every γ,
+#    argmax over the logits — on a 3 × 3 × 3 × 50 sub-grid, and picks the same point there.
+# 5. The search reads validation data only: each search asserts its input is the validation split; running the
+#    first seed again with the test set replaced by random features and shuffled labels leaves every chosen
+#    hyper-parameter and validation accuracy unchanged; and the validation accuracy each run reports is the one
+#    recomputed from the logits at its chosen point.
+
+# %%
+def official_loop(terms, variant, alpha_index, beta_index, delta_index):
+    """madapter.py hparam_search, loop for loop, on a sub-grid: correct counts and the strictly-best point."""
+    table, best, best_point = {}, 0, None
+    for a in alpha_index:
+        for b in beta_index:
+            for d in delta_index:
+                cache, kl = madapter_terms(terms, float(betas[b]), float(deltas[d]), variant)
+                for g in range(len(gammas)):
+                    logits = terms.zero_shot + kl * float(gammas[g]) + cache * float(alphas[a])
+                    table[a, b, d, g] = int((logits.argmax(dim=1) == terms.labels).sum())
+                    if table[a, b, d, g] > best:
+                        best, best_point = table[a, b, d, g], (a, b, d, g)
+    return table, best_point
+
+
+def independent_cache(test_features, support_features, support_labels, beta):
+    # the cached features are unit vectors, so their dot products are the cosines
+    cosine = test_features.numpy().astype(np.float64) @ support_features.numpy().astype(np.float64).T
+    return np.stack([np.exp(-beta * (1 - cosine[:, support_labels == c])).sum(axis=1)
+                     for c in range(len(tasks[0].train.classnames))], axis=1)
+
+
+def scipy_kl(features_a, features_b, text_weights, faithful_bug, rows=50):
+    def distribution(x):
+        x = x.numpy().astype(np.float64)
+        return scipy.special.softmax((x if faithful_bug else x @ text_weights.numpy()) / temperature, axis=1)
+
+    p, q = distribution(features_a[:rows]), distribution(features_b)
+    return scipy.stats.entropy(p[:, None, :], q[None, :, :], axis=-1)
+
+
+def sanity_checks():
+    task, terms, support = tasks[0], first_run["terms"], first_run["support"]
+    val, test = terms["caps", "val"], terms["caps", "test"]
+    checks = {}
+    checks["alpha=gamma=0 logits == zero-shot logits (bitwise)"] = all(
+        torch.equal(madapter_logits(test, 0.0, float(b), 0.0, float(d), v), test.zero_shot)
+        for b in betas[::99] for d in deltas[::5] for v in KL_VARIANTS)
+    beta = float(betas[57])
+    ours = ((madapter_logits(test, 1.0, beta) - test.zero_shot)).numpy()
+    reference = independent_cache(task.splits["test"][0], support.image_features, support.generated.labels, beta)
+    checks["delta=gamma=0 cache - independent Tip-Adapter cache (max abs)"] = float(np.abs(ours - reference).max())
+    for variant, bug in KL_VARIANTS.items():
+        reference = scipy_kl(task.splits["val"][0], support.image_features, task.text_weights, bug)
+        checks[f"KL ({variant}) - scipy.stats.entropy (max abs)"] = float(
+            np.abs(val.kl[variant][: len(reference)].numpy() - reference).max())
+    sub = tuple([0, n // 2, n - 1] for n in (len(alphas), len(betas), len(deltas)))  # first, middle, last
+    for variant in KL_VARIANTS:
+        table, point = official_loop(val, variant, *sub)
+        counts = first_run["counts"][variant]
+        checks[f"grid vs official loop ({variant}): points compared"] = len(table)
+        checks[f"grid vs official loop ({variant}): mismatches"] = sum(
+            int(counts[index]) != correct for index, correct in table.items())
+        sub_counts = counts[np.ix_(*sub, range(len(gammas)))]
+        index = np.unravel_index(int(torch.argmax(sub_counts)), sub_counts.shape)
+        checks[f"grid vs official loop ({variant}): same point chosen"] = (
+            tuple(int(grid[i]) for grid, i in zip(sub, index[:3])) + (int(index[3]),) == point)
+    poisoned = copy.copy(task)
+    x_test, y_test = task.splits["test"]
+    poisoned.splits = {**task.splits, "test": (torch.randn(x_test.shape, generator=torch.Generator().manual_seed(0)),
+                                               np.random.default_rng(0).permutation(y_test))}
+    chosen = ["method", "alpha", "beta", "gamma", "delta", "val"]
+    original = pd.DataFrame(first_run["rows"])
+    again = pd.DataFrame(run_seed(poisoned, seeds[0])["rows"])
+    checks["test set replaced by noise: choices and val accuracy unchanged"] = original[chosen].equals(again[chosen])
+    checks["test set replaced by noise: test accuracy changed"] = not original["test"].equals(again["test"])
+    recomputed = []
+    for run in runs.values():
+        for row in run["rows"]:
+            if "alpha" in row and not pd.isna(row["alpha"]):
+                key = "tip" if row["method"].startswith("Tip-Adapter") else "caps"
+                params = {k: row[k] for k in ("alpha", "beta", "gamma", "delta", "variant")
+                          if k in row and not pd.isna(row[k])}
+                terms_val = run["terms"][key, "val"]
+                accuracy = metrics.accuracy(madapter_logits(terms_val, **params), terms_val.labels)
+                recomputed.append(abs(accuracy - row["val"]) < 1e-9)
+    checks["reported val accuracy == recomputed at the chosen point (all runs)"] = all(recomputed)
+    return pd.Series(checks, dtype=object)
+
+
+with deterministic_torch(threads=SEARCH_THREADS):
+    sanity = sanity_checks()
+assert sanity["alpha=gamma=0 logits == zero-shot logits (bitwise)"], sanity
+assert sanity["delta=gamma=0 cache - independent Tip-Adapter cache (max abs)"] < 1e-9, sanity
+assert all(sanity[f"KL ({v}) - scipy.stats.entropy (max abs)"] < 1e-9 for v in KL_VARIANTS), sanity
+assert all(sanity[f"grid vs official loop ({v}): mismatches"] == 0 for v in KL_VARIANTS), sanity
+assert all(sanity[f"grid vs official loop ({v}): same point chosen"] for v in KL_VARIANTS), sanity
+assert sanity["test set replaced by noise: choices and val accuracy unchanged"], sanity
+assert sanity["test set replaced by noise: test accuracy changed"], sanity
+assert sanity["reported val accuracy == recomputed at the chosen point (all runs)"], sanity
+sanity.map(lambda v: f"{v:.2e}" if isinstance(v, float) else v)
+
+# %% [markdown]
+# ## Results
+#
+# Left: each method's test accuracy minus zero-shot CLIP's (mean ± sd over seeds). Right, one panel per dataset:
+# the best validation accuracy M-Adapter reaches at each δ (over all α, β, γ; mean over seeds) — δ = 0 is TIP-X
+# on the generated images, δ = 1 uses only the caption features in the cache.
+
+# %%
+def plot_results():
+    fig, axes = plt.subplots(1, 1 + len(datasets), figsize=(6.5 + 3.6 * len(datasets), 4.2),
+                             gridspec_kw={"width_ratios": [1.8] + [1] * len(datasets)})
+    zero_shot = results[results.method == "zero-shot CLIP"].set_index(["dataset", "seed"])["test"]
+    gains = results[results.method != "zero-shot CLIP"].assign(
+        gain=lambda frame: frame["test"].values - zero_shot.loc[list(zip(frame.dataset, frame.seed))].values)
+    sns.barplot(data=gains, x="dataset", y="gain", hue="method", hue_order=METHODS[1:], errorbar="sd", ax=axes[0])
+    axes[0].axhline(0, color="black", linewidth=0.8)
+    axes[0].set_ylabel("test accuracy - zero-shot CLIP (points)")
+    axes[0].legend(fontsize=7)
+    curves = pd.DataFrame([c for run in runs.values() for c in run["curves"]])
+    for ax, dataset_name in zip(axes[1:], datasets):
+        sns.lineplot(data=curves[curves.dataset == dataset_name], x="delta", y="best val", hue="variant",
+                     marker="o", errorbar=None, ax=ax)
+        ax.set_title(dataset_name, fontsize=10)
+        ax.set_xlabel("δ (weight of the caption features)")
+        ax.set_ylabel("best validation accuracy (%)")
+        ax.legend(fontsize=7, title="KL variant", title_fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+plot_results()
+plt.show()
+
+# %% [markdown]
+# ## Where this notebook departs from the official code
+#
+# - **KL term**: the paper's (SuS-X's) softmax over class logits is the method; the official feature softmax is
+#   run beside it as "official bug".
+# - **Exactness and precision**: everything is float64 (the official KL logits are fp16 on a GPU), the KL matrix
+#   covers every image (the official `get_kl_divergence_sims` leaves the last N mod 10 rows at zero; all splits
+#   here are multiples of 10), and the vectorised search is checked against the official loop above.
+# - **Zero-shot classifier**: one template per dataset ("a photo of a {}." offline, CoOp's in the paper profile)
+#   instead of the official default "combined" CuPL + template ensemble, for M-Adapter and every baseline alike.
+# - **Tip-Adapter** is searched on M-Adapter's α and β grids (same protocol for every method), not on its own.
+# - **Offline support set**: 16 captioned and 16 generated images per class instead of k = 100; the captioner is
+#   `world.caption(level="long")` (the longest prompts exceed the tiny CLIP's 48 tokens and are cut, as
+#   CLIP cuts long ShareCaptioner captions at 77), the generator `text_to_image.scene_from_caption`. The grid,
+#   temperature and seeds are the official ones: nothing is reduced offline.
+
+# %% [markdown]
+# ## Verdict
+#
+# The claim holds where CapS-Adapter's mean test accuracy beats zero-shot CLIP, Tip-Adapter on the real sampled
+# images and TIP-X on the same generated images, on every dataset. The paper's +2.19 % is an average over 19 real
+# datasets against the previous leading method (SuS-X, i.e. TIP-X on a generated support set); the closest number
+# here is the mean gain over TIP-X. The last column is the same gain on the validation split the 2.2 M-point grid
+# was searched on: where it is positive but the test gain is not, the extra hyper-parameter δ fits validation noise.
+
+# %%
+means = results.groupby(["dataset", "method"])["test"].mean().unstack("method").reindex(datasets)
+verdict = pd.DataFrame({
+    "CapS-Adapter": means["CapS-Adapter"],
+    "vs zero-shot": means["CapS-Adapter"] - means["zero-shot CLIP"],
+    "vs Tip-Adapter (real)": means["CapS-Adapter"] - means["Tip-Adapter (real images)"],
+    "vs TIP-X (generated)": means["CapS-Adapter"] - means["TIP-X (generated images)"],
+    "official bug vs paper variant": means["CapS-Adapter (official bug)"] - means["CapS-Adapter"],
+})
+val_means = results.groupby(["dataset", "method"])["val"].mean().unstack("method").reindex(datasets)
+COMPARISONS = ["vs zero-shot", "vs Tip-Adapter (real)", "vs TIP-X (generated)"]
+verdict["beats all three"] = (verdict[COMPARISONS] > 0).all(axis=1)
+verdict["val: vs TIP-X"] = val_means["CapS-Adapter"] - val_means["TIP-X (generated images)"]
+claim_holds = bool(verdict["beats all three"].all())
+gain_over_tipx = float(verdict["vs TIP-X (generated)"].mean())
+verdict.round(2)
+
+# %%
+def suffix(dataset_name):
+    return "" if dataset_name == datasets[0] else f"_{dataset_name}"
+
+
+metric_values, baseline_values = {}, {}
+for dataset_name in datasets:
+    row = means.loc[dataset_name]
+    metric_values[f"caps_adapter{suffix(dataset_name)}"] = row["CapS-Adapter"]
+    metric_values[f"caps_adapter_official_bug{suffix(dataset_name)}"] = row["CapS-Adapter (official bug)"]
+    baseline_values[f"zero_shot{suffix(dataset_name)}"] = row["zero-shot CLIP"]
+    baseline_values[f"tip_adapter{suffix(dataset_name)}"] = row["Tip-Adapter (real images)"]
+    baseline_values[f"tip_x{suffix(dataset_name)}"] = row["TIP-X (generated images)"]
+metric_values["caps_gain_over_tip_x_average"] = gain_over_tipx
+for (dataset_name, style), row in (ablation.iterrows() if len(ablation) else []):
+    if style != support_domain:
+        metric_values[f"caps_adapter{suffix(dataset_name)}_support_{style}_style"] = row["CapS-Adapter"]
+        baseline_values[f"tip_x{suffix(dataset_name)}_support_{style}_style"] = row["TIP-X (generated images)"]
+# Reported: only the abstract's average gain over the previous leading method (19 datasets) is confirmed.
+reported_values = {"caps_gain_over_tip_x_average": 2.19} if session.profile == "paper" else {}
+
+failing = [f"{ds} ({', '.join(c for c in COMPARISONS if verdict.loc[ds, c] <= 0)})"
+           for ds in datasets if not verdict.loc[ds, "beats all three"]]
+result = record(
+    metrics=metric_values, baseline=baseline_values, reported=reported_values,
+    key_metric="caps_adapter", key_baseline="tip_x",
+    claim=("CapS-Adapter beats zero-shot CLIP, Tip-Adapter on the real sampled images and TIP-X on the same "
+           "generated support set, on every dataset (mean test accuracy over seeds)"),
+    claim_holds=claim_holds,
+    notes=("It held on every dataset." if claim_holds else "It did not hold on " + "; ".join(failing) + ".")
+    + f" Mean gain over TIP-X: {gain_over_tipx:+.2f} points (paper: +2.19 over the previous leading method, "
+    + "19 datasets). Support: "
+    + f"{samples_per_class} captioned images and {images_per_class} generated images per class; full official grid "
+    + f"({grid_size:,} points) searched on validation; the KL term uses class logits (the official code's "
+    + "feature softmax is reported as 'official bug').",
+)
