@@ -23,3 +23,16 @@ def random_tiny_clip(tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "random-tiny.pt"
     torch.save(open_clip.create_model(TINY_CLIP_NAME).state_dict(), path)
     return load_model(TINY_CLIP_NAME, str(path))
+
+
+@pytest.fixture
+def state_digest():
+    """sha256 of a state dict's names and bytes: equal digests mean bit-identical weights."""
+    import hashlib
+
+    def digest(state_dict) -> str:
+        hashed = hashlib.sha256()
+        for key in sorted(state_dict):
+            hashed.update(key.encode() + state_dict[key].numpy().tobytes())
+        return hashed.hexdigest()
+    return digest

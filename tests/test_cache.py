@@ -46,6 +46,24 @@ def test_corrupt_entry_is_moved_aside_with_a_warning_naming_it_and_recomputed(ca
     assert path.with_name(path.name + ".corrupt").exists()  # kept for inspection, nothing lost
 
 
+def test_checkpoint_is_built_once_and_rebuilt_with_a_warning_when_unreadable(tmp_path):
+    builds = []
+
+    def build():
+        builds.append(1)
+        return {"state_dict": {"w": torch.full((2,), float(len(builds)))}}
+
+    path = tmp_path / "checkpoints" / "tiny-abc.pt"
+    assert cache.cached_checkpoint(path, build, what="tiny thing") == str(path)
+    assert cache.cached_checkpoint(path, build, what="tiny thing") == str(path) and len(builds) == 1
+    with open(path, "r+b") as handle:  # truncate: a crash mid-copy, a bad disk
+        handle.truncate(10)
+    with pytest.warns(UserWarning, match="tiny thing checkpoint .*tiny-abc.pt was unreadable"):
+        cache.cached_checkpoint(path, build, what="tiny thing")
+    assert len(builds) == 2 and torch.equal(cache.load_torch(path)["state_dict"]["w"], torch.full((2,), 2.0))
+    assert path.with_name(path.name + ".corrupt").exists()
+
+
 def test_load_torch_error_says_what_to_do(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00\x01garbage")

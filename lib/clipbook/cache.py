@@ -113,3 +113,21 @@ def cached(kind: str, spec: dict, compute: Callable[[], Any], *, name: str = "")
         value = compute()
         atomic_torch_save(value, path)
         return value
+
+
+def cached_checkpoint(path: Path | str, build: Callable[[], dict], *, what: str) -> str:
+    """Path of a trained-on-first-use checkpoint: `build()` runs once under a file lock (parallel
+    notebooks wait for the first one), its dict is written atomically; an unreadable file is moved
+    aside with a warning naming `what` and rebuilt."""
+    path = Path(path)
+    with file_lock(path):
+        if path.exists():
+            try:
+                load_torch(path)
+                return str(path)
+            except CorruptCacheError as err:
+                moved = quarantine(path)
+                warnings.warn(f"{what} checkpoint {path} was unreadable ({err}); moved to {moved} and "
+                              "retraining it", stacklevel=3)
+        atomic_torch_save(build(), path)
+    return str(path)

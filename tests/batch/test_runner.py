@@ -83,3 +83,15 @@ def test_input_hash_changes_with_notebook_parameters_and_library_code(tmp_path):
     assert runner.input_hash(notebook, {"seeds": [2]}, library) != before
     (library / "models" / "loader.py").write_text("x = 2\n")
     assert runner.input_hash(notebook, {"seeds": [1]}, library) != before
+
+
+def test_shared_artifacts_are_built_only_for_the_notebooks_that_use_them(tmp_path):
+    plain, ssl_user = tmp_path / "plain.ipynb", tmp_path / "ssl.ipynb"
+    _failing_notebook(plain, "x = 1")
+    _failing_notebook(ssl_user, "from clipbook.models import tiny_ssl")
+    assert runner.shared_artifacts_needed([plain]) == ["tiny CLIP"]
+    assert runner.shared_artifacts_needed([plain, ssl_user]) == ["tiny CLIP", "tiny SSL encoder"]
+    assert runner.shared_artifacts_needed([]) == []
+    real = {path.stem: path for path in (ROOT / "notebooks").glob("*.ipynb")}
+    assert runner.shared_artifacts_needed([real["nola"]]) == ["tiny CLIP", "tiny SSL encoder"]
+    assert runner.shared_artifacts_needed([real["gda"]]) == ["tiny CLIP"]

@@ -187,7 +187,7 @@ def run_batch(root: Path, *, profile: str = "offline", papers: list[str] | None 
             continue
         todo[slug] = params
     if todo:
-        _prepare_shared_artifacts(profile, log)
+        _prepare_shared_artifacts(profile, [root / "notebooks" / f"{slug}.ipynb" for slug in todo], log)
     context = get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(workers, max(1, len(todo))), mp_context=context) as pool:
         futures = {pool.submit(run_one, str(root), slug, params, profile): slug for slug, params in todo.items()}
@@ -205,12 +205,32 @@ def run_batch(root: Path, *, profile: str = "offline", papers: list[str] | None 
     return write_results(root, profile)
 
 
-def _prepare_shared_artifacts(profile: str, log) -> None:
-    """Build what every offline notebook needs (the tiny CLIP) once, in this process, with a
-    visible progress bar, instead of inside the first kernel while the others wait on its lock."""
+# What offline notebooks share, built once before the kernels start. `needed_by`: a text whose presence in a
+# notebook's source means it uses the artifact (None: every notebook does).
+SHARED_ARTIFACTS: dict[str, dict] = {
+    "tiny CLIP": {"module": "clipbook.models.tiny_clip", "build": "tiny_clip_checkpoint", "needed_by": None},
+    "tiny SSL encoder": {"module": "clipbook.models.tiny_ssl", "build": "tiny_ssl_checkpoint",
+                         "needed_by": "tiny_ssl"},
+}
+
+
+def shared_artifacts_needed(notebooks: list[Path]) -> list[str]:
+    """The SHARED_ARTIFACTS that at least one of these notebooks uses."""
+    sources = [Path(path).read_text() for path in notebooks]
+    return [name for name, spec in SHARED_ARTIFACTS.items()
+            if sources and (spec["needed_by"] is None or any(spec["needed_by"] in text for text in sources))]
+
+
+def _prepare_shared_artifacts(profile: str, notebooks: list[Path], log) -> None:
+    """Build what the selected offline notebooks share (the tiny CLIP; the tiny self-supervised encoder
+    if one of them loads it) once, in this process, with a visible progress bar, instead of inside the
+    first kernel while the others wait on its lock."""
     if profile != "offline":
         return
-    from clipbook.models.tiny_clip import checkpoint_key, tiny_clip_checkpoint
+    import importlib
 
-    log(f"[prepare] tiny CLIP checkpoint {checkpoint_key()} (trained on first use, then cached)")
-    tiny_clip_checkpoint(show_progress=sys.stderr.isatty())
+    for name in shared_artifacts_needed(notebooks):
+        spec = SHARED_ARTIFACTS[name]
+        module = importlib.import_module(spec["module"])
+        log(f"[prepare] {name} checkpoint {module.checkpoint_key()} (trained on first use, then cached)")
+        getattr(module, spec["build"])(show_progress=sys.stderr.isatty())

@@ -18,8 +18,8 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from clipbook.cache import atomic_torch_save, content_key, cache_dir, file_lock, load_torch
 from clipbook.determinism import deterministic_torch, seed_everything
+from clipbook.models import pretraining
 from clipbook.progress import progress
 from clipbook.toyworld import splits as toy_splits
 from clipbook.toyworld import world
@@ -142,11 +142,7 @@ def _cosine_lr(step: int, total: int, base_lr: float, warmup: int) -> float:
 
 
 def checkpoint_key(recipe: dict | None = None) -> str:
-    recipe = {**PRETRAIN, **(recipe or {})}
-    return content_key({
-        "model": TINY_CLIP_NAME, "config": TINY_CLIP_CONFIG, "recipe": recipe,
-        "world": toy_splits.fingerprint(recipe["split"]), "torch": torch.__version__.split("+")[0],
-    })
+    return pretraining.checkpoint_key(TINY_CLIP_NAME, TINY_CLIP_CONFIG, {**PRETRAIN, **(recipe or {})})
 
 
 def tiny_clip_checkpoint(recipe: dict | None = None, *, show_progress: bool = True) -> str:
@@ -155,21 +151,5 @@ def tiny_clip_checkpoint(recipe: dict | None = None, *, show_progress: bool = Tr
     Content-addressed by (config, world version, recipe with seed); built under a file lock so
     concurrent first uses (parallel notebooks) train it once, and written atomically.
     """
-    key = checkpoint_key(recipe)
-    path = cache_dir("checkpoints") / f"{TINY_CLIP_NAME}-{key}.pt"
-    with file_lock(path):
-        if path.exists():
-            try:
-                load_torch(path)
-                return str(path)
-            except Exception as err:  # corrupt: keep it aside for inspection, rebuild
-                import warnings
-                from clipbook.cache import quarantine
-
-                moved = quarantine(path)
-                warnings.warn(f"tiny CLIP checkpoint {path} was unreadable ({err}); moved to {moved} and "
-                              "retraining it", stacklevel=2)
-        result = pretrain(recipe, show_progress=show_progress)
-        atomic_torch_save({"state_dict": result["state_dict"], "loss": result["loss"],
-                           "recipe": result["recipe"], "key": key}, path)
-    return str(path)
+    return pretraining.toyworld_checkpoint(TINY_CLIP_NAME, TINY_CLIP_CONFIG, {**PRETRAIN, **(recipe or {})}, pretrain,
+                                          what="tiny CLIP", show_progress=show_progress)

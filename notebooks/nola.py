@@ -1,0 +1,822 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # NoLA — CLIP meets DINO for Tuning Zero-Shot Classifier using Unlabeled Image Collections
+#
+# Imam, Marew, Hassan, Fiaz, Aji, Cholakkal — 2024 · [arXiv:2411.19346](https://arxiv.org/abs/2411.19346) ·
+# official code [fazliimam/NoLA](https://github.com/fazliimam/NoLA) (no licence file; read, not copied), built on
+# [LaFTer](https://github.com/jmiemirza/LaFTer) and [DINO](https://github.com/facebookresearch/dino).
+#
+# **Claim.** Without any label, NoLA improves CLIP's zero-shot classifier on a dataset from its unlabeled
+# training images in three stages: (i) a classifier from LLM class descriptions ("CDE"), (ii) its most confident
+# predictions as pseudo-labels to train an alignment module on a self-supervised (DINO) encoder, (iii) that
+# module's predictions on a weak view as targets to prompt-tune CLIP's vision encoder on a strong view. The
+# paper reports an average gain of 3.6 points over LaFTer (the previous label-free state of the art) on 11
+# datasets; a secondary summary quotes +11.9 points over zero-shot CLIP (unconfirmed; per-dataset cells
+# unconfirmed).
+#
+# **This notebook** runs the three stages, a LaFTer-style baseline and zero-shot CLIP on the same data and seeds.
+# The `offline` profile uses the toy world with the library's tiny CLIP and its tiny DINO-trained ViT, on the
+# in-domain photos (zero-shot strong) and on the noisy domain (zero-shot weak, like EuroSAT in the paper); each
+# dataset is adapted on its own unlabeled train split and tested on its test split. The `paper` profile runs
+# OpenAI ViT-B/32 with DINO ViT-B/16 on DTD and EuroSAT with the official schedule.
+
+# %% tags=["parameters"]
+profile = "offline"  # "offline" (toy world, CPU) or "paper" (real checkpoints and datasets, GPU)
+clip_model = ["clipbook-tiny-rn", "toyworld"]  # [open_clip architecture, pretrained tag]; official: ViT-B/32
+ssl_encoder = "clipbook-tiny-dino-vit"  # the alignment module's self-supervised encoder; official: dino_vitb16
+datasets = ["toy", "toy-noise"]  # each adapted on its unlabeled train split, tested on its test split
+seeds = [1, 2, 3]
+num_prompt_tokens = 16  # cfg.NUM_TOKENS (a code comment says 50; the config uses 16)
+top_k_fraction = 0.2  # find_k: k is max(top_k_minimum, floor(top_k_fraction * N / C))
+top_k_minimum = 16
+alignment_epochs = 50  # cfg.TAAL_EPOCHS
+alignment_batch_size = 32
+epochs = 1  # prompt-tuning epochs; official 50 (config.yml), 1 offline to fit the CPU budget
+batch_size = 32  # official 512; 1200 toy images at 512 would give 2 steps per epoch
+lr = 0.004
+weight_decay = 0.01  # what the official optimizer uses; config.yml's WEIGHT_DECAY 1e-4 is never read
+final_model = "last"  # "last", or "best_val" (official: the epoch with the best labelled-val accuracy)
+lafter_text_steps = 400  # LaFTer's text-classifier steps (text_cls_epochs: 400 for DTD and EuroSAT)
+lafter_text_lr = 0.0005  # LaFTer's scripts/LaFTer.sh
+device = "auto"
+
+# %%
+import copy
+import math
+import random
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import matplotlib.pyplot as plt
+from PIL import ImageFilter
+from torchvision import transforms
+
+import clipbook
+from clipbook import descriptors, features, metrics, zeroshot
+from clipbook.data import registry
+from clipbook.determinism import deterministic_torch, seed_everything
+from clipbook.models import tiny_ssl, towers
+from clipbook.models.loader import load_model
+from clipbook.report.record import record
+
+session = clipbook.setup(profile, device=device)
+clipbook.preflight([clip_model], datasets)  # missing weights or data fail here, before any encoding
+tiny_ssl.check_ssl_available(ssl_encoder)
+
+# NoLA's dataset-specific templates (utils/data_utils.py ds_specific_templates), added to the descriptions
+NOLA_TEMPLATES = {
+    "dtd": ["a photo of a {} texture.", "a photo of a {} pattern.", "a photo of a {} thing.",
+            "a photo of a {} object.", "a photo of the {} texture.", "a photo of the {} pattern.",
+            "a photo of the {} thing.", "a photo of the {} object."],
+    "eurosat": ["a satellite photo of {}.", "a satellite photo of a {}.", "a satellite photo of the {}.",
+                "a centered satellite photo of {}.", "This is an aerial image of a {}.", "a aerial image of {}."],
+    "oxford_flowers": ["a photo of a {}, a type of flower."],
+    "sun397": ["a photo of a {}.", "a photo of the {}."],
+    "imagenet": zeroshot.TIP_IMAGENET_TEMPLATES, "caltech101": zeroshot.TIP_IMAGENET_TEMPLATES,  # same 7 templates
+    "ucf101": [f"a {kind} of {article} person {verb}{{}}."
+               for verb in ("", "using ", "doing ", "during ", "performing ", "practicing ")
+               for article in ("a", "the") for kind in ("photo", "video", "example", "demonstration")],
+}
+FINAL_MODELS = ("last", "best_val")
+# Training here is many small steps: on 2 shared cores one thread is as fast as two, and immune to OpenMP
+# threads spin-waiting on each other while other processes hold the cores (measured: up to 60x slower).
+TRAINING_THREADS = 1
+
+
+def is_toy(dataset_name: str) -> bool:
+    return registry.DATASETS[dataset_name]["kind"] == "toy"
+
+
+def descriptor_source(dataset_name: str) -> str:
+    return "toyworld" if is_toy(dataset_name) else f"nola-{dataset_name}"
+
+
+if final_model not in FINAL_MODELS:
+    raise ValueError(f"final_model must be one of {FINAL_MODELS}, got {final_model!r}")
+for name, value in {"epochs": epochs, "batch_size": batch_size, "alignment_epochs": alignment_epochs,
+                    "alignment_batch_size": alignment_batch_size, "top_k_minimum": top_k_minimum,
+                    "lafter_text_steps": lafter_text_steps}.items():
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+if not isinstance(num_prompt_tokens, int) or num_prompt_tokens < 0:
+    raise ValueError(f"num_prompt_tokens must be an integer >= 0, got {num_prompt_tokens!r}")
+if not 0 < top_k_fraction <= 1:
+    raise ValueError(f"top_k_fraction must be in (0, 1], got {top_k_fraction!r}")
+if not seeds or not all(isinstance(seed, int) for seed in seeds):
+    raise ValueError(f"seeds must be a non-empty list of integers, got {seeds!r}")
+for dataset_name in datasets:
+    if not is_toy(dataset_name) and dataset_name not in NOLA_TEMPLATES:
+        raise ValueError(f"no NoLA templates for dataset {dataset_name!r}; NoLA covers: "
+                         f"{', '.join(sorted(NOLA_TEMPLATES))} (and the toy datasets)")
+    descriptors.load_descriptors(descriptor_source(dataset_name))  # offline: fails naming the file and its URL
+
+clip = load_model(*clip_model, device=session.device)
+ssl = tiny_ssl.load_ssl_encoder(ssl_encoder, device=session.device)
+
+# %% [markdown]
+# ## Stage (i): the class-description (CDE) classifier
+#
+# For class $c$, let $S_c$ be its descriptions (LLM sentences in the paper; the toy world's own visual
+# descriptions offline) plus the dataset's templates filled with the class name. With CLIP's text encoder $E_T$,
+#
+# $$\bar e_c = \frac{1}{|S_c|}\sum_{s\in S_c}\frac{E_T(s)}{\lVert E_T(s)\rVert},\qquad
+#   t_c = \frac{\bar e_c}{\lVert \bar e_c\rVert},$$
+#
+# and the zero-shot CDE classifier scores an image by $x^\top t_c$. The matrix $T=[t_1\dots t_C]$ also initialises
+# the bias-free linear `cde_adapter` of stage (iii) (`trainers/NoLA.py` `NoLAUFT.gen_emb`).
+
+# %%
+def class_texts(dataset) -> list[list[str]]:
+    """S_c for every class: descriptions, then templates (gen_labels_with_descrptions + gen_labels_with_templates)."""
+    source = descriptors.load_descriptors(descriptor_source(dataset.name))
+    found = descriptors.descriptors_for(dataset.classnames, source)
+    templates = dataset.templates if is_toy(dataset.name) else NOLA_TEMPLATES[dataset.name]
+    return [list(described) + [t.format(name.replace("_", " ")) for t in templates]
+            for described, name in zip(found, dataset.classnames)]
+
+
+def cde_classifier(texts_per_class) -> torch.Tensor:
+    return zeroshot.prompt_set_classifier(clip, texts_per_class)  # (D, C): normalise, average, renormalise
+
+
+# %% [markdown]
+# ## Stage (ii): pseudo-labels and the alignment module
+#
+# CDE zero-shot on the *unlabeled* train split gives $p_i = \operatorname{softmax}(s\,\hat x_i^\top T)$ with CLIP's
+# logit scale $s$. Per predicted class, the $k$ most confident images are kept,
+#
+# $$k = \max\big(16,\ \lfloor 0.2\,N/C \rfloor\big),$$
+#
+# (a class nobody predicts borrows the images ranking it second, then third, ...; an image picked twice is kept
+# once). A small
+# MLP $h$ (SSL features $\to 256\to C$) is trained on the SSL encoder's features of those images with their
+# pseudo-labels: Adam (PyTorch defaults), cross-entropy, 50 epochs, batch 32 (`utils/utils.py` `find_k`,
+# `utils/model_utils.py` `top_k_indices_per_class2`, `trainers/NoLA.py` `Taal`, `AdapterMLP`, `train_taal`).
+
+# %%
+def find_k(num_images: int, num_classes: int) -> int:
+    return max(top_k_minimum, math.floor(num_images / num_classes * top_k_fraction))
+
+
+def top_k_per_class(probabilities: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Indices of the selected images, their pseudo-labels, and how many classes had to borrow from a lower
+    choice (top_k_indices_per_class2). The official code stops at the third choice (NotImplementedError); we
+    go further down the ranking, which the noisy toy domain needs."""
+    confidence, ranked = probabilities.sort(dim=1, descending=True, stable=True)
+    chosen, labels, borrowed = [], [], 0
+    for c in range(probabilities.shape[1]):  # the official loop runs over the classes present in the labels
+        for rank in range(probabilities.shape[1]):
+            members = (ranked[:, rank] == c).nonzero().flatten()
+            if len(members):
+                break
+        borrowed += rank > 0
+        order = confidence[members, rank].argsort(descending=True, stable=True)[:k]
+        chosen.append(members[order])
+        labels.append(torch.full((len(order),), c))
+    chosen, labels = torch.cat(chosen), torch.cat(labels)
+    first = np.unique(chosen.numpy(), return_index=True)[1]  # drop_duplicates(keep="first")
+    keep = torch.as_tensor(np.sort(first))
+    return chosen[keep], labels[keep], borrowed
+
+
+class AlignmentModule(nn.Module):
+    """h: SSL features -> 256 -> C (AdapterMLP)."""
+
+    def __init__(self, in_dim: int, num_classes: int, hidden: int = 256):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+
+    def forward(self, x):
+        return self.mlp(x)
+
+
+def train_alignment(ssl_features: torch.Tensor, pseudo_labels: torch.Tensor, num_classes: int, seed: int):
+    with deterministic_torch(TRAINING_THREADS):
+        seed_everything(seed)
+        module = AlignmentModule(ssl_features.shape[1], num_classes)
+        optimizer = torch.optim.Adam(module.parameters())
+        generator = torch.Generator().manual_seed(seed)
+        for _ in range(alignment_epochs):
+            for batch in torch.randperm(len(ssl_features), generator=generator).split(alignment_batch_size):
+                loss = F.cross_entropy(module(ssl_features[batch]), pseudo_labels[batch])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+    return module.eval()
+
+
+# %% [markdown]
+# ## Stage (iii): prompt-tuning CLIP's vision encoder
+#
+# $N_p=16$ learnable prompt tokens $P$ enter the vision encoder $E_V$, and the CDE-initialised adapter $W$ (bias-free,
+# $W_0 = T^\top$) classifies its *unnormalised* output. Each unlabeled image gives a weak view $x^w$ (the eval
+# transform) and a strong view $x^s$ (random resized crop 0.2–1, flip, colour jitter, perspective, blur); the
+# target is the alignment module's prediction on the weak view,
+#
+# $$\mathcal L = \operatorname{CE}_{\varepsilon=0.1}\Big(W\,E_V(x^s; P),\ \arg\max_c h\big(\phi(x^w)\big)_c\Big),$$
+#
+# with label smoothing 0.1 (`LabelSmoothingCrossEntropy`). Trainable: $P$, every vision-tower parameter whose name
+# contains `ln` or `bn`, and $W$ (`NoLA.setup_optim`); AdamW, lr 0.004, weight decay 0.01 on weights and 0 on
+# biases, constant rate (the MultiStepLR has no milestones), the model in eval mode (`forward_backward`).
+#
+# **Where the prompts go.** On a ViT (the paper profile: open_clip's `VisionTransformer`) the prompts are inserted
+# between the class token and the patch tokens after `ln_pre`, without positional embedding, exactly as the
+# official `incorporate_prompt` (VPT-shallow). The tiny CLIP's tower is a `ModifiedResNet`: it has no tokens and
+# BatchNorm instead of LayerNorm. Its closest analogue: the 16 prompts are appended, without positional embedding,
+# to the token sequence of the final attention pool, so they act as extra keys and values for the pooled query as
+# VPT prompts do for the class token; the official name rule (`ln` or `bn`) then selects the BatchNorm affine
+# parameters (running statistics stay frozen in eval mode). Prompts are initialised as officially,
+# $U(\pm\sqrt{6/(3\cdot16\cdot16 + d)})$ with its hard-coded 16×16 patch, $d$ the token width.
+
+# %%
+def label_smoothing_cross_entropy(logits, targets, epsilon: float = 0.1):
+    """utils/utils.py LabelSmoothingCrossEntropy: (1 - eps) * NLL + eps * mean over classes of -log p."""
+    log_p = F.log_softmax(logits, dim=-1)
+    return (1 - epsilon) * F.nll_loss(log_p, targets) + epsilon * (-log_p.sum(dim=-1)).mean() / logits.shape[-1]
+
+
+def prompt_width(visual) -> int:
+    return visual.attnpool.k_proj.in_features if hasattr(visual, "attnpool") else visual.class_embedding.shape[-1]
+
+
+def vit_features(visual, images, prompts):
+    """open_clip VisionTransformer.forward with prompts after the class token (NoLAUFT.incorporate_prompt)."""
+    tokens = visual._embeds(images)  # patch embedding, class token, positional embedding, ln_pre
+    if prompts is not None:
+        tokens = torch.cat([tokens[:, :1], prompts.expand(len(tokens), -1, -1), tokens[:, 1:]], dim=1)
+    pooled, _ = visual._pool(visual.transformer(tokens))
+    return pooled @ visual.proj if visual.proj is not None else pooled
+
+
+def resnet_features(visual, images, prompts):
+    """open_clip ModifiedResNet.forward; the prompts join the attention pool's keys and values."""
+    return towers.attention_pool(visual.attnpool, towers.resnet_trunk(visual, images), prompts)
+
+
+class PromptedClassifier(nn.Module):
+    """NoLAUFT: CLIP's vision tower (a copy) with prompt tokens, and the bias-free cde_adapter."""
+
+    def __init__(self, classifier: torch.Tensor, seed: int):
+        super().__init__()
+        self.visual = copy.deepcopy(clip.model.visual).float()
+        if not hasattr(self.visual, "attnpool"):
+            assert self.visual.pool_type == "tok" and self.visual.attn_pool is None, "prompts need class-token pooling"
+        width = prompt_width(self.visual)
+        torch.manual_seed(seed)
+        bound = math.sqrt(6.0 / (3 * 16 * 16 + width))
+        self.prompt_embeddings = nn.Parameter(torch.empty(1, num_prompt_tokens, width).uniform_(-bound, bound))
+        self.cde_adapter = nn.Linear(*classifier.shape, bias=False)
+        self.cde_adapter.weight.data = classifier.T.clone()
+        self.eval()  # as forward_backward: BatchNorm statistics stay frozen
+
+    def image_features(self, images, use_prompts: bool = True):
+        prompts = self.prompt_embeddings if use_prompts and num_prompt_tokens else None
+        encode = resnet_features if hasattr(self.visual, "attnpool") else vit_features
+        return encode(self.visual, images, prompts)
+
+    def forward(self, images):
+        return self.cde_adapter(self.image_features(images))
+
+    def train(self, mode: bool = True):
+        return super().train(False)  # never leave eval mode
+
+
+def select_trainable(model: nn.Module) -> dict[str, nn.Parameter]:
+    """The official name rule: prompts, vision-tower names with 'ln' or 'bn', the adapter."""
+    chosen = {}
+    for name, param in model.named_parameters():
+        trainable = ("prompt_embeddings" in name or "cde_adapter" in name
+                     or ("visual" in name and ("ln" in name or "bn" in name)))
+        param.requires_grad_(trainable)
+        if trainable:
+            chosen[name] = param
+    return chosen
+
+
+def make_optimizer(model: nn.Module):
+    chosen = select_trainable(model)
+    groups = [{"params": [p for n, p in chosen.items() if "bias" not in n], "weight_decay": weight_decay},
+              {"params": [p for n, p in chosen.items() if "bias" in n], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999))
+
+
+# %% [markdown]
+# ### Views
+#
+# The strong view is the official `get_random_transform`; its Gaussian blur radius (0.1–2 px at 224 px) is scaled
+# to the model's input size (64 px offline). View $p$ of image $i$ is drawn with seed $(p, i)$, so every method
+# sees the same views; both students are trained in lockstep on the same batches.
+
+# %%
+class RandomGaussianBlur:
+    """PIL Gaussian blur with a uniformly drawn radius (utils/model_utils.py GaussianBlur)."""
+
+    def __init__(self, sigma):
+        self.sigma = tuple(sigma)
+
+    def __call__(self, image):
+        return image.filter(ImageFilter.GaussianBlur(radius=random.uniform(*self.sigma)))
+
+    def __repr__(self):
+        return f"RandomGaussianBlur(sigma={self.sigma})"
+
+
+def input_size() -> int:
+    size = clip.model.visual.image_size
+    return size[0] if isinstance(size, (tuple, list)) else size
+
+
+def strong_transform():
+    size = input_size()
+    normalize = next(t for t in clip.preprocess.transforms if isinstance(t, transforms.Normalize))
+    return transforms.Compose([
+        transforms.RandomResizedCrop(size, scale=(0.2, 1.0)),
+        transforms.RandomHorizontalFlip(),
+        transforms.RandomApply([transforms.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+        transforms.RandomPerspective(distortion_scale=0.2, p=0.5, interpolation=transforms.InterpolationMode.BICUBIC),
+        transforms.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1),
+        RandomGaussianBlur((0.1 * size / 224, 2.0 * size / 224)),
+        transforms.ToTensor(),
+        normalize,
+    ])
+
+
+class StrongViews(torch.utils.data.Dataset):
+    """(strong view, index) of every image; view `draw` of image i is seeded by (draw, i)."""
+
+    def __init__(self, dataset, transform, draw: int, images=None):
+        self.dataset, self.transform, self.draw, self.images = dataset, transform, draw, images
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        image = self.images[index] if self.images is not None else self.dataset[index][0]
+        seed = self.draw * 1_000_003 + index
+        state = random.getstate()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            random.seed(seed)
+            try:
+                return self.transform(image), index
+            finally:
+                random.setstate(state)
+
+
+def loader_workers() -> int:
+    return 0 if session.device == "cpu" else 8
+
+
+class Preprocessed(torch.utils.data.Dataset):
+    """(eval-preprocessed image, label): the weak view, and what the tuned encoders are tested on."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        image, label = self.dataset[index]
+        return clip.preprocess(image), label
+
+
+def eval_batches(dataset, batch: int = 256):
+    """Batches of the preprocessed split; a toy split is materialised once (it is re-read for every seed)."""
+    loader = torch.utils.data.DataLoader(Preprocessed(dataset), batch_size=batch,
+                                         num_workers=0 if is_toy(dataset.name) else loader_workers())
+    return list(loader) if is_toy(dataset.name) else loader
+
+
+def evaluate(students: dict, batches) -> dict[str, float]:
+    """Top-1 accuracy (%) of each tuned classifier on preprocessed batches (NoLA `eval_clip`)."""
+    correct, total = dict.fromkeys(students, 0), 0
+    with torch.no_grad(), deterministic_torch():  # large batches: the library's thread count
+        for images, labels in batches:
+            images = images.to(session.device)
+            for name, student in students.items():
+                correct[name] += int((student(images).argmax(1).cpu() == labels).sum())
+            total += len(labels)
+    return {name: 100.0 * count / total for name, count in correct.items()}
+
+
+def prompt_tune(task, students: dict, targets: dict, seed: int, transform=None) -> dict:
+    """Train every student on the same strong-view batches (or views made by `transform`) against its own
+    weak-view targets."""
+    optimizers = {name: make_optimizer(student) for name, student in students.items()}
+    best = {name: (-1.0, None) for name in students}
+    transform = transform or strong_transform()
+    with deterministic_torch(TRAINING_THREADS):
+        for epoch in range(epochs):
+            views = StrongViews(task.train, transform, draw=seed * 1000 + epoch, images=task.train_images)
+            loader = torch.utils.data.DataLoader(
+                views, batch_size=batch_size, shuffle=True, drop_last=len(views) >= batch_size,  # as Dassl
+                generator=torch.Generator().manual_seed(seed * 1000 + epoch), num_workers=loader_workers())
+            for images, index in loader:
+                images = images.to(session.device)
+                for name, student in students.items():
+                    loss = label_smoothing_cross_entropy(student(images), targets[name][index].to(session.device))
+                    optimizers[name].zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizers[name].step()
+            if final_model == "best_val":  # the official TEST.FINAL_MODEL: labelled val accuracy, every epoch
+                for name, accuracy in evaluate(students, task.val_batches).items():
+                    if accuracy > best[name][0]:
+                        best[name] = (accuracy, copy.deepcopy(students[name].state_dict()))
+    if final_model == "best_val":
+        for name, (_, state) in best.items():
+            students[name].load_state_dict(state)
+    return students
+
+
+# %% [markdown]
+# ## The LaFTer-style baseline
+#
+# LaFTer (Mirza et al., NeurIPS 2023), the method NoLA improves on, takes its pseudo-labels from a *text-only*
+# classifier instead of a self-supervised encoder: a bias-free linear layer trained on the individual embeddings of
+# the same texts $S_c$ (each a training sample, Gaussian noise σ = 0.1 added at every step; 400 full-batch steps,
+# AdamW lr 5e-4, weight decay 0.01, label smoothing 0.1; LaFTer `train_txt_cls`, `LaFTerUFT.train_txt_clas`),
+# applied to CLIP's features of the weak view. The same classifier initialises the adapter being tuned. We run it
+# through NoLA's prompt-tuning loop (same views, batches, prompts and optimiser) so the two methods differ only in
+# the pseudo-labeller and the adapter's initialisation. Two simplifications of LaFTer itself: it tunes 50 prompt
+# tokens at lr 5e-4, and it recomputes the weak-view pseudo-labels with the norm parameters being tuned; here they
+# come from the frozen encoder, as NoLA's do from its frozen DINO side.
+
+# %%
+def text_embeddings(texts_per_class) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every text of every class, L2-normalised, with its class (LaFTer txt_features_for_text_cls)."""
+    flat = [text for texts in texts_per_class for text in texts]
+    labels = torch.tensor([c for c, texts in enumerate(texts_per_class) for _ in texts])
+    return F.normalize(clip.encode_text_prompts(flat).float().cpu(), dim=-1), labels
+
+
+def train_text_classifier(embeddings: torch.Tensor, labels: torch.Tensor, num_classes: int, seed: int) -> torch.Tensor:
+    with deterministic_torch(TRAINING_THREADS):
+        seed_everything(seed)
+        adapter = nn.Linear(embeddings.shape[1], num_classes, bias=False)
+        optimizer = torch.optim.AdamW(adapter.parameters(), lr=lafter_text_lr, weight_decay=0.01)
+        generator = torch.Generator().manual_seed(seed)
+        for _ in range(lafter_text_steps):
+            noisy = embeddings + 0.1 * torch.randn(embeddings.shape, generator=generator)
+            loss = F.cross_entropy(adapter(noisy), labels, label_smoothing=0.1)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return adapter.weight.detach().T.clone()  # (D, C), like the CDE classifier
+
+
+# %% [markdown]
+# ## The experiment
+#
+# Per dataset, the frozen features are encoded once and cached by the library (CLIP's and the SSL encoder's of the
+# same preprocessed image, as NoLA feeds one tensor to both). Per seed: alignment module, text classifier, then the
+# two students tuned side by side.
+#
+# One control, not part of NoLA: the alignment module trained on *CLIP's* image features of the same selected images
+# with the same pseudo-labels. It separates the two things stage (ii) needs: pseudo-labels worth learning from, and
+# an encoder whose features carry the class.
+
+# %%
+class Task:
+    """One dataset: its unlabeled train split, classifiers, cached features and stage-(ii) selection."""
+
+    def __init__(self, dataset_name: str):
+        self.name = dataset_name
+        self.train = registry.load_dataset(dataset_name, "train")
+        self.test = registry.load_dataset(dataset_name, "test")
+        self.num_classes = len(self.train.classnames)
+        self.texts = class_texts(self.train)
+        self.cde = cde_classifier(self.texts)
+        self.zero_shot = zeroshot.zero_shot_classifier(clip, self.train.classnames, self.train.templates)
+        self.text_embeddings, self.text_labels = text_embeddings(self.texts)
+        self.x_train = features.image_features(clip, self.train)  # the weak view = the eval transform
+        self.x_test, self.y_test = features.image_features(clip, self.test), torch.as_tensor(self.test.labels)
+        self.s_train = features.image_features(ssl, self.train, transform=clip.preprocess, normalize=False)
+        self.s_test = features.image_features(ssl, self.test, transform=clip.preprocess, normalize=False)
+        self.y_train = torch.as_tensor(self.train.labels)  # diagnostics only: never used for training
+        scale = clip.model.logit_scale.detach().exp().item()
+        self.probabilities = (scale * self.x_train @ self.cde).softmax(dim=-1)  # forward_with_text_desc
+        self.k = find_k(len(self.train), self.num_classes)
+        self.selected, self.pseudo_labels, self.borrowed = top_k_per_class(self.probabilities, self.k)
+        self.train_images = [image for image, _ in self.train] if is_toy(dataset_name) else None
+        self.test_batches = eval_batches(self.test)
+        self.val_batches = (eval_batches(registry.load_dataset(dataset_name, "val")) if final_model == "best_val"
+                            else None)
+
+    def frozen_accuracy(self, classifier) -> float:
+        return metrics.accuracy(self.x_test @ classifier, self.y_test)
+
+
+def run(task: Task, seed: int) -> tuple[list[dict], dict, dict]:
+    alignment = train_alignment(task.s_train[task.selected], task.pseudo_labels, task.num_classes, seed)
+    # control, not part of NoLA: the same module on CLIP's own image features of the same images
+    clip_alignment = train_alignment(task.x_train[task.selected], task.pseudo_labels, task.num_classes, seed)
+    text_classifier = train_text_classifier(task.text_embeddings, task.text_labels, task.num_classes, seed)
+    with torch.no_grad():
+        targets = {"NoLA": alignment(task.s_train).argmax(1),
+                   "LaFTer-style": (task.x_train @ text_classifier).argmax(1)}
+        alignment_test = metrics.accuracy(alignment(task.s_test), task.y_test)
+        clip_alignment_test = metrics.accuracy(clip_alignment(task.x_test), task.y_test)
+    student_setups[(task.name, seed)] = {"classifiers": {"NoLA": task.cde, "LaFTer-style": text_classifier},
+                                         "targets": targets}
+    students = {"NoLA": PromptedClassifier(task.cde, seed).to(session.device),
+                "LaFTer-style": PromptedClassifier(text_classifier, seed).to(session.device)}
+    before = evaluate(students, task.test_batches) if seed == seeds[0] else {}  # prompts in, nothing trained
+    tuned = evaluate(prompt_tune(task, students, targets, seed), task.test_batches)
+    accuracy = {"zero-shot CLIP": task.frozen_accuracy(task.zero_shot), "CDE zero-shot": task.frozen_accuracy(task.cde),
+                "alignment module": alignment_test, "alignment module on CLIP features (control)": clip_alignment_test,
+                "LaFTer text classifier": task.frozen_accuracy(text_classifier),
+                **tuned}
+    rows = [{"dataset": task.name, "seed": seed, "method": method, "accuracy": value}
+            for method, value in accuracy.items()]
+    labels = {"top-k pseudo-labels (stage ii)": metrics.accuracy(task.pseudo_labels, task.y_train[task.selected]),
+              "NoLA targets (alignment module)": metrics.accuracy(targets["NoLA"], task.y_train),
+              "LaFTer-style targets (text classifier)": metrics.accuracy(targets["LaFTer-style"], task.y_train)}
+    quality = {"dataset": task.name, "seed": seed, "k": task.k, "selected": len(task.selected),
+               "classes borrowed from lower choices": task.borrowed, **labels}
+    return rows, quality, {"dataset": task.name, **{f"{name} before tuning": value for name, value in before.items()}}
+
+
+tasks = [Task(name) for name in datasets]
+student_setups = {}  # (dataset, seed) -> the students' initial classifiers and targets, for the ablation below
+outcomes = [run(task, seed) for task in tasks for seed in seeds]
+results = pd.DataFrame([row for rows, _, _ in outcomes for row in rows])
+pseudo_label_quality = pd.DataFrame([quality for _, quality, _ in outcomes])
+untuned = pd.DataFrame([before for _, _, before in outcomes if len(before) > 1]).set_index("dataset")
+METHODS = ["zero-shot CLIP", "CDE zero-shot", "alignment module", "alignment module on CLIP features (control)",
+           "LaFTer text classifier", "LaFTer-style", "NoLA"]
+summary = (results.groupby(["dataset", "method"], sort=False)["accuracy"].agg(["mean", "std"]).round(2)
+           .unstack("dataset").reindex(METHODS))
+
+
+def mean_of(method: str) -> pd.Series:
+    return results[results.method == method].groupby("dataset", sort=False)["accuracy"].mean()
+
+
+summary
+
+# %% [markdown]
+# How good are the targets each student is trained on? Accuracies (%) against the train labels, which no method
+# sees; `k` and `selected` are the per-class budget and the number of distinct images kept in stage (ii).
+
+# %%
+pseudo_label_quality.groupby("dataset", sort=False).mean(numeric_only=True).drop(columns="seed").round(2)
+
+# %% [markdown]
+# Where the tuned accuracy comes from: each classifier frozen on CLIP's features, then with the 16 prompts inserted
+# but nothing trained yet (first seed), then after prompt tuning (mean over seeds).
+
+# %%
+pd.DataFrame({
+    "CDE, frozen": mean_of("CDE zero-shot"), "CDE + prompts, untrained": untuned["NoLA before tuning"],
+    "NoLA, tuned": mean_of("NoLA"), "text classifier, frozen": mean_of("LaFTer text classifier"),
+    "text classifier + prompts, untrained": untuned["LaFTer-style before tuning"],
+    "LaFTer-style, tuned": mean_of("LaFTer-style"),
+}).round(2)
+
+# %% [markdown]
+# **Ablation: the strong view.** The official strong view crops 20–100 % of the image area and shifts its colours. On
+# 224-px photos the object usually survives; on the toy world's 64-px scenes, whose one object is small and whose
+# colour is part of what the captions describe, it often does not. At the first seed on the first dataset, both
+# students are tuned again on the weak view itself (the eval transform: no crop, no colour change), everything else
+# unchanged.
+
+# %%
+def view_ablation(task: Task, seed: int) -> pd.DataFrame:
+    setup = student_setups[(task.name, seed)]
+    students = {name: PromptedClassifier(classifier, seed).to(session.device)
+                for name, classifier in setup["classifiers"].items()}
+    weak = evaluate(prompt_tune(task, students, setup["targets"], seed, transform=clip.preprocess), task.test_batches)
+    strong = results[(results.dataset == task.name) & (results.seed == seed)].set_index("method")["accuracy"]
+    return pd.DataFrame({"tuned on the strong view (official)": strong[list(weak)],
+                         "tuned on the weak view": pd.Series(weak)}).round(2)
+
+
+view_ablation(tasks[0], seeds[0])
+
+# %% [markdown]
+# What does the self-supervised encoder encode? DINO's weighted k-NN (k = 20) on its CLS features, train → test,
+# predicting the class and, on the toy world, the other scene attributes (labels used for this diagnostic only).
+# The alignment module can only be as good as the class information in these features (chance: 100/12 % for the
+# toy classes, 100/6 % for backgrounds, 100/8 % for colours). The last row is the same k-NN on CLIP's image
+# features, for comparison.
+
+# %%
+def attribute_codes(task: Task, name: str) -> tuple[np.ndarray, np.ndarray]:
+    codes = np.unique(np.concatenate([task.train.attribute(name), task.test.attribute(name)]), return_inverse=True)[1]
+    return codes[:len(task.train)], codes[len(task.train):]
+
+
+CLIP_KNN_ROW = "class, from CLIP's image features"
+
+
+def ssl_knn(task: Task) -> dict:
+    attributes = {"class": (task.train.labels, task.test.labels)}
+    if is_toy(task.name):
+        attributes.update({name: attribute_codes(task, name) for name in ("background", "colour")})
+    found = {name: tiny_ssl.knn_accuracy(task.s_train, train, task.s_test, test)
+             for name, (train, test) in attributes.items()}
+    found[CLIP_KNN_ROW] = tiny_ssl.knn_accuracy(task.x_train, task.train.labels, task.x_test,
+                                                                      task.test.labels)
+    return found
+
+
+knn = pd.DataFrame({task.name: ssl_knn(task) for task in tasks})
+knn.round(2)
+
+# %% [markdown]
+# ## Sanity checks against independent formulations
+#
+# 1. `find_k` gives the floor of 16 for a small collection and $\lfloor 0.2N/C\rfloor$ above it.
+# 2. Stage (ii) keeps at most $k$ images per class, and for every predicted class they are exactly the $k$ most
+#    confident of the images predicted as that class (recomputed with a plain NumPy sort).
+# 3. The adapter's initialisation equals the class means of the individually encoded, normalised texts, renormalised
+#    (computed here with `index_add` over the flat list the LaFTer baseline uses).
+# 4. The official name rule selects only prompts, norm-layer parameters of the vision tower and the adapter (checked
+#    by module type), and one AdamW step changes exactly those tensors and nothing else.
+# 5. With the prompts disabled, the copied vision tower reproduces the frozen CLIP image features; with them
+#    enabled, the features move.
+# 6. The official label-smoothing loss equals PyTorch's `cross_entropy(label_smoothing=0.1)`.
+
+# %%
+def check_stages(task: Task, seed: int = seeds[0]) -> pd.Series:
+    probabilities = task.probabilities.numpy()
+    predicted, confidence = probabilities.argmax(1), probabilities.max(1)
+    selected, labels = task.selected.numpy(), task.pseudo_labels.numpy()
+    mismatched, taken = 0, set()
+    for c in range(task.num_classes):
+        members = np.flatnonzero(predicted == c)
+        top = set(members[np.argsort(-confidence[members], kind="stable")[:task.k]])
+        mismatched += len(members) > 0 and top - taken != set(selected[labels == c])  # earlier classes keep repeats
+        taken |= set(selected[labels == c])
+
+    sums = torch.zeros(task.num_classes, task.text_embeddings.shape[1])
+    sums.index_add_(0, task.text_labels, task.text_embeddings)
+    means = F.normalize(sums / torch.bincount(task.text_labels).unsqueeze(1), dim=-1)
+    student = PromptedClassifier(task.cde, seed)
+    adapter_error = float((student.cde_adapter.weight.detach() - means).abs().max())
+    images = torch.stack([clip.preprocess(task.train[i][0]) for i in range(8)])
+    with torch.no_grad(), deterministic_torch(TRAINING_THREADS):
+        frozen = clip.model.encode_image(images).float()
+        unprompted = student.image_features(images, use_prompts=False)
+        prompted = student.image_features(images)
+
+    before = {name: p.detach().clone() for name, p in student.named_parameters()}
+    optimizer = make_optimizer(student)
+    chosen = {name for name, p in student.named_parameters() if p.requires_grad}
+    label_smoothing_cross_entropy(student(images), torch.arange(8) % task.num_classes).backward()
+    optimizer.step()
+    changed = {name for name, p in student.named_parameters() if not torch.equal(p.detach(), before[name])}
+    norm_layers = {f"visual.{module_name}.{param_name}" for module_name, module in student.visual.named_modules()
+                   if isinstance(module, (nn.BatchNorm2d, nn.LayerNorm)) for param_name, _ in module.named_parameters()}
+    allowed = norm_layers | {"prompt_embeddings", "cde_adapter.weight"}
+    generator = torch.Generator().manual_seed(seed)
+    logits = torch.randn(64, task.num_classes, generator=generator)
+    targets = torch.randint(task.num_classes, (64,), generator=generator)
+    return pd.Series({
+        "find_k(100 images, 12 classes)": find_k(100, 12),
+        "find_k(N, C) here": task.k,
+        "largest count per class": int(np.bincount(labels).max()),
+        "classes whose selection is not their top-k": mismatched,
+        "|adapter init - mean text embedding|max": adapter_error,
+        "trainable tensors (official name rule)": len(chosen),
+        "of which outside prompts / norm layers / adapter": len(chosen - allowed),
+        "norm-layer tensors the name rule leaves frozen": len(norm_layers - chosen),
+        "tensors changed by one AdamW step that are not trainable": len(changed - chosen),
+        "trainable tensors unchanged by that step": len(chosen - changed),
+        "|unprompted - frozen CLIP features|max": float((unprompted - frozen).abs().max()),
+        "|prompted - frozen CLIP features|max": float((prompted - frozen).abs().max()),
+        "|official LS loss - torch LS loss|": float((label_smoothing_cross_entropy(logits, targets)
+                                                    - F.cross_entropy(logits, targets, label_smoothing=0.1)).abs()),
+    })
+
+
+sanity = check_stages(tasks[0])
+assert sanity["find_k(100 images, 12 classes)"] == 16, sanity
+assert sanity["find_k(N, C) here"] == max(16, math.floor(0.2 * len(tasks[0].train) / tasks[0].num_classes)), sanity
+assert sanity["largest count per class"] <= sanity["find_k(N, C) here"], sanity
+assert sanity["classes whose selection is not their top-k"] == 0, sanity
+assert sanity["|adapter init - mean text embedding|max"] < 1e-6, sanity
+assert sanity["of which outside prompts / norm layers / adapter"] == 0, sanity
+assert sanity["tensors changed by one AdamW step that are not trainable"] == 0, sanity
+assert sanity["trainable tensors unchanged by that step"] == 0, sanity
+assert sanity["|unprompted - frozen CLIP features|max"] < 1e-5, sanity
+assert num_prompt_tokens == 0 or sanity["|prompted - frozen CLIP features|max"] > 1e-3, sanity
+assert sanity["|official LS loss - torch LS loss|"] < 1e-6, sanity
+sanity
+
+# %% [markdown]
+# ## Accuracy per method
+
+# %%
+def plot_accuracy(frame):
+    fig, ax = plt.subplots(figsize=(8.5, 4.2))
+    sns.barplot(data=frame, x="dataset", y="accuracy", hue="method", hue_order=METHODS, errorbar="sd", ax=ax)
+    ax.set_ylabel("top-1 test accuracy (%)")
+    ax.set_xlabel("")
+    ax.legend(fontsize=8, ncols=3, loc="upper center", bbox_to_anchor=(0.5, -0.1))
+    ax.set_title(f"label-free adaptation of {clip_model[0]} (mean ± sd over seeds {', '.join(map(str, seeds))})",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+plot_accuracy(results)
+plt.show()
+
+# %% [markdown]
+# ## Deviations from the official code
+#
+# - **Schedule (offline only).** 1 prompt-tuning epoch at batch 32 instead of 50 at batch 512, and the last model
+#   instead of the best on the labelled validation split, to fit the CPU budget; the paper profile keeps the
+#   official values. Seeds 1, 2, 3 instead of the official single seed 7777.
+# - **Prompts on a ResNet tower** (offline): the attention-pool analogue described above; with only 2×2 + 1 tokens
+#   in the tiny CLIP's pool, 16 random prompts move the features a lot before any training (see the table above).
+# - **Stage (ii) fallback** goes past the third choice, where the official code raises; the official class loop runs
+#   over the labels present in the train split, ours over all classes (the same when every class occurs).
+# - **Strong view**: the official transform, with the blur radius scaled from 224 px to the model's input size.
+# - **Encoders**: the SSL encoder gets the same CLIP-preprocessed tensor, as officially (the tiny encoder was
+#   trained with ImageNet normalisation, DINO's); the paper profile loads DINO ViT-B/16 from timm's Hugging Face
+#   copy of the official weights instead of `torch.hub`.
+# - **Not a deviation, a clarification**: the optimizer's weight decay is 0.01 (hard-coded in `setup_optim`);
+#   `config.yml`'s `WEIGHT_DECAY: 0.0001` is never read. The official OxfordPets and Stanford-Cars "templates" are
+#   LLM questions, not templates; those datasets are not offered here.
+
+# %% [markdown]
+# ## Verdict
+
+# %%
+# Reported: the abstract's average gain over LaFTer on the paper's 11 datasets. The "+11.91 over zero-shot CLIP" of a
+# secondary summary and the per-dataset cells are unconfirmed and left out.
+REPORTED_GAIN_OVER_LAFTER_11_DATASETS = 3.6
+
+mean_acc = results.groupby(["dataset", "method"], sort=False)["accuracy"].mean().unstack("method")
+per_seed = results.pivot_table(index=["dataset", "seed"], columns="method", values="accuracy")
+margins = pd.DataFrame({
+    "zero-shot CLIP": mean_acc["zero-shot CLIP"], "LaFTer-style": mean_acc["LaFTer-style"], "NoLA": mean_acc["NoLA"],
+    "NoLA - zero-shot": mean_acc["NoLA"] - mean_acc["zero-shot CLIP"],
+    "NoLA - LaFTer-style": mean_acc["NoLA"] - mean_acc["LaFTer-style"],
+    "NoLA - zero-shot per seed": (per_seed["NoLA"] - per_seed["zero-shot CLIP"]).groupby("dataset", sort=False)
+    .agg(lambda d: ", ".join(f"{v:+.2f}" for v in d)),
+})
+margins.loc["average"] = margins.drop(columns="NoLA - zero-shot per seed").mean()
+gain_zero_shot, gain_lafter = margins.loc["average", "NoLA - zero-shot"], margins.loc["average", "NoLA - LaFTer-style"]
+claim_holds = bool(gain_zero_shot > 0 and gain_lafter > 0)
+margins.round(2)
+
+# %%
+def suffix(dataset_name):
+    return "" if dataset_name == datasets[0] else f"_{dataset_name}"
+
+
+metric_values = {f"nola{suffix(ds)}": mean_acc.loc[ds, "NoLA"] for ds in datasets}
+metric_values.update({"nola_average": margins.loc["average", "NoLA"],
+                      "nola_minus_zero_shot_average": gain_zero_shot, "nola_minus_lafter_style_average": gain_lafter})
+baseline_values = {}
+for ds in datasets:
+    baseline_values.update({f"zero_shot{suffix(ds)}": mean_acc.loc[ds, "zero-shot CLIP"],
+                            f"cde_zero_shot{suffix(ds)}": mean_acc.loc[ds, "CDE zero-shot"],
+                            f"lafter_style{suffix(ds)}": mean_acc.loc[ds, "LaFTer-style"]})
+baseline_values.update({"zero_shot_average": margins.loc["average", "zero-shot CLIP"],
+                        "lafter_style_average": margins.loc["average", "LaFTer-style"]})
+reported_values = ({"nola_minus_lafter_average_11_datasets": REPORTED_GAIN_OVER_LAFTER_11_DATASETS}
+                   if session.profile == "paper" else {})
+
+target_quality = pseudo_label_quality.groupby("dataset", sort=False).mean(numeric_only=True)
+diagnosis = "; ".join(
+    f"{ds}: NoLA's targets {target_quality.loc[ds, 'NoLA targets (alignment module)']:.1f} % correct vs "
+    f"{target_quality.loc[ds, 'LaFTer-style targets (text classifier)']:.1f} % for the text classifier's, "
+    f"SSL k-NN class accuracy {knn.loc['class', ds]:.1f} % (CLIP's {knn.loc[CLIP_KNN_ROW, ds]:.1f} %), "
+    f"the alignment module {mean_acc.loc[ds, 'alignment module']:.1f} % on test (on CLIP's features instead: "
+    f"{mean_acc.loc[ds, 'alignment module on CLIP features (control)']:.1f} %)" for ds in datasets)
+verdict = ("It held" if claim_holds else "It did not hold") + (
+    f": on average over {', '.join(datasets)}, NoLA is {gain_zero_shot:+.2f} points from zero-shot CLIP and "
+    f"{gain_lafter:+.2f} from the LaFTer-style baseline (same views, batches and optimiser; pseudo-labels from "
+    f"CLIP's text classifier instead of the SSL alignment module). {diagnosis}.")
+result = record(
+    metrics=metric_values, baseline=baseline_values, reported=reported_values,
+    key_metric="nola_average", key_baseline="zero_shot_average",
+    claim="Label-free NoLA beats zero-shot CLIP and a LaFTer-style baseline (mean over datasets and seeds)",
+    claim_holds=claim_holds,
+    notes=verdict + f" Prompt tuning: {epochs} epochs, batch {batch_size}, {num_prompt_tokens} prompts, "
+    f"final model '{final_model}'; SSL encoder {ssl_encoder}."
+    + (" The paper reports +3.6 over LaFTer as an 11-dataset average." if session.profile == "paper" else ""),
+)
