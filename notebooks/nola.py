@@ -816,7 +816,7 @@ result = record(
     key_metric="nola_average", key_baseline="zero_shot_average",
     claim="Label-free NoLA beats zero-shot CLIP and a LaFTer-style baseline (mean over datasets and seeds)",
     claim_holds=claim_holds,
-    notes=verdict + f" Prompt tuning: {epochs} epochs, batch {batch_size}, {num_prompt_tokens} prompts, "
+    notes=verdict + f" Prompt tuning: {epochs} epoch{'s' if epochs > 1 else ''}, batch {batch_size}, {num_prompt_tokens} prompts, "
     f"final model '{final_model}'; SSL encoder {ssl_encoder}."
     + (" The paper reports +3.6 over LaFTer as an 11-dataset average." if session.profile == "paper" else ""),
 )
