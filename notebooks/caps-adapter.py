@@ -73,7 +73,7 @@ from PIL import Image
 import clipbook
 from clipbook import features, metrics, zeroshot
 from clipbook.data import fewshot, registry
-from clipbook.determinism import DEFAULT_THREADS, deterministic_torch
+from clipbook.determinism import DEFAULT_THREADS, SMALL_WORK_THREADS, deterministic_torch
 from clipbook.models.loader import load_model
 from clipbook.report.record import record
 from clipbook.toyworld import world
@@ -457,9 +457,9 @@ class Task:
         return out
 
 
-# Offline, the searches run thousands of small tensor operations (~1 M elements or fewer); on one thread they do
-# not pay a synchronisation per operation, which costs more than a second thread gains at that size.
-SEARCH_THREADS = 1 if session.offline else DEFAULT_THREADS
+# Offline, the searches run thousands of small tensor operations (~1 M elements or fewer): the library's small-work
+# thread count.
+SEARCH_THREADS = SMALL_WORK_THREADS if session.offline else DEFAULT_THREADS
 
 
 def run_seed(task, seed, style=support_domain):

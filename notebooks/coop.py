@@ -71,18 +71,17 @@ from threadpoolctl import threadpool_limits
 import clipbook
 from clipbook import baselines, features, metrics, prompting, zeroshot
 from clipbook.data import fewshot, registry
-from clipbook.determinism import deterministic_torch
+from clipbook.determinism import SMALL_WORK_THREADS, deterministic_torch
 from clipbook.models.loader import load_model
 from clipbook.report.record import record
 
 session = clipbook.setup(profile, device=device)
 if session.device == "cpu":
     # The prompt learner, the probes and the evaluation work on small matrices (12 prompts of ~20 tokens, 128-d
-    # features), where a second CPU thread costs more in synchronisation than it saves: torch and the BLAS under
-    # scikit-learn run on one (a fixed count, so results reproduce). The image encoders of `clipbook.features`
-    # keep the library's own setting.
-    torch.set_num_threads(1)
-    threadpool_limits(1)
+    # features): torch and the BLAS under scikit-learn run on the library's small-work thread count. The image
+    # encoders of `clipbook.features` keep the library's own setting.
+    torch.set_num_threads(SMALL_WORK_THREADS)
+    threadpool_limits(SMALL_WORK_THREADS)
 registry.known_datasets()  # registers the real datasets, whose split names `val_split` looks up
 
 

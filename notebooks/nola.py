@@ -72,7 +72,7 @@ from torchvision import transforms
 import clipbook
 from clipbook import descriptors, features, metrics, zeroshot
 from clipbook.data import registry
-from clipbook.determinism import deterministic_torch, seed_everything
+from clipbook.determinism import SMALL_WORK_THREADS, deterministic_torch, seed_everything
 from clipbook.models import tiny_ssl, towers
 from clipbook.models.loader import load_model
 from clipbook.report.record import record
@@ -96,9 +96,7 @@ NOLA_TEMPLATES = {
                for article in ("a", "the") for kind in ("photo", "video", "example", "demonstration")],
 }
 FINAL_MODELS = ("last", "best_val")
-# Training here is many small steps: on 2 shared cores one thread is as fast as two, and immune to OpenMP
-# threads spin-waiting on each other while other processes hold the cores (measured: up to 60x slower).
-TRAINING_THREADS = 1
+TRAINING_THREADS = SMALL_WORK_THREADS  # training here is many small steps
 
 
 def is_toy(dataset_name: str) -> bool:

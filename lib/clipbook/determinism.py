@@ -11,6 +11,11 @@ import torch
 # Results depend on how reductions are split across threads, so the thread count is part of the
 # recipe: it is fixed, not taken from the machine.
 DEFAULT_THREADS = int(os.environ.get("CLIPBOOK_THREADS", "2"))
+# Many small steps (few-shot training, grid searches over ~1 M elements, 128-d probes) run on one thread: at that
+# size a second thread costs more in synchronisation than it gains, and on a shared 2-core machine threads
+# spin-waiting on each other made such loops up to 60x slower (measured by the coop, caps-adapter and nola
+# notebooks). Encoding images keeps DEFAULT_THREADS.
+SMALL_WORK_THREADS = 1
 
 
 def seed_everything(seed: int) -> None:
