@@ -11,12 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
-import torch
-from PIL import Image
-
 from clipbook.toyworld import splits as toy_splits
-from clipbook.toyworld import world
+from clipbook.toyworld.text_to_image import SceneDataset
 
 # kind "toy": the toy world; "splits" maps the standard train/val/test names onto toy-world splits
 # (any other toy split is reachable by its own name through "toy"). kind "coop", "imagenet" and
@@ -45,35 +41,15 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     return Path(root or os.environ.get("CLIPBOOK_DATA", Path.home() / "data")).expanduser()
 
 
-class ToyDataset(torch.utils.data.Dataset):
-    """A toy-world split as an image dataset (images rendered on access, deterministic)."""
+class ToyDataset(SceneDataset):
+    """A registered toy-world split as an image dataset (images rendered on access, deterministic)."""
 
     def __init__(self, split: str, name: str = "toy"):
-        self.name, self.split = name, split
+        super().__init__(toy_splits.scenes(split), name=name, split=split)
         self.config = toy_splits.split_config(split)
-        self.scenes = toy_splits.scenes(split)
-        self.classnames = list(world.CLASS_NAMES)
         self.templates = [DATASETS[name]["template"]]
-        self.labels = np.array([s.label for s in self.scenes], dtype=np.int64)
 
-    def __len__(self) -> int:
-        return len(self.scenes)
-
-    def __getitem__(self, index: int):
-        image, _ = world.render(self.scenes[index])
-        return Image.fromarray(image), int(self.labels[index])
-
-    def mask(self, index: int) -> np.ndarray:
-        return world.render(self.scenes[index])[1]
-
-    def captions(self, level: str) -> list[str]:
-        return [world.caption(s, level) for s in self.scenes]
-
-    def attribute(self, name: str) -> np.ndarray:
-        """A per-image attribute (colour, size, position, background, domain) as a string array."""
-        return np.array([getattr(s, name) for s in self.scenes])
-
-    def fingerprint(self) -> dict:
+    def fingerprint(self) -> dict:  # the split's recipe: cheaper than hashing every scene, and as unique
         return {"dataset": "toy", **toy_splits.fingerprint(self.split)}
 
 

@@ -176,7 +176,8 @@ class SceneDataset(torch.utils.data.Dataset):
     """A list of scenes as an image dataset, for `features.image_features` and data loaders.
 
     It has what the library's datasets have: ``name``, ``split``, ``classnames``, ``labels``,
-    ``fingerprint()`` and ``__getitem__`` -> (PIL image, label). The fingerprint hashes every scene,
+    ``fingerprint()`` and ``__getitem__`` -> (PIL image, label), plus the toy world's ``mask``, ``captions``
+    and ``attribute``; the registry's ``ToyDataset`` is this over a registered split. The fingerprint hashes every scene,
     so the features of a generated support set are cached under its content, not its name.
 
     Args:
@@ -199,6 +200,16 @@ class SceneDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int):
         image, _ = world.render(self.scenes[index])
         return Image.fromarray(image), int(self.labels[index])
+
+    def mask(self, index: int) -> np.ndarray:
+        return world.render(self.scenes[index])[1]
+
+    def captions(self, level: str) -> list[str]:
+        return [world.caption(s, level) for s in self.scenes]
+
+    def attribute(self, name: str) -> np.ndarray:
+        """A per-image attribute (colour, size, position, background, domain) as a string array."""
+        return np.array([getattr(s, name) for s in self.scenes])
 
     def fingerprint(self) -> dict:
         blob = json.dumps([s.to_dict() for s in self.scenes], sort_keys=True)
