@@ -70,6 +70,7 @@ from clipbook.data import fewshot, registry
 from clipbook.determinism import deterministic_torch, seed_everything
 from clipbook.models import svd, towers
 from clipbook.models.loader import load_model
+from clipbook.report.figures import few_shot_figure
 from clipbook.report.record import record
 
 session = clipbook.setup(profile, device=device)
@@ -595,20 +596,10 @@ sanity.map(lambda v: f"{v:,}" if isinstance(v, int) else f"{v:.3g}").to_frame("v
 
 # %%
 def plot_results(few_shot, base_to_new):
-    panels = few_shot[["model", "dataset"]].drop_duplicates().values.tolist()
-    columns = len(panels) + (1 if len(base_to_new) else 0)
-    fig, axes = plt.subplots(1, columns, figsize=(4.6 * columns, 3.8), squeeze=False)
-    for ax, (model_name, dataset_name) in zip(axes[0], panels):
-        part = few_shot[(few_shot.model == model_name) & (few_shot.dataset == dataset_name)]
-        sns.lineplot(data=part, x="shots", y="accuracy", hue="method", marker="o", errorbar="sd", ax=ax,
-                     hue_order=["CLIP-SVD", "linear probe", "zero-shot CLIP"])
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(shots, [str(k) for k in shots])
-        ax.set_title(f"few-shot · {dataset_name} · {model_name}", fontsize=10)
-        ax.set_xlabel("shots per class")
-        ax.set_ylabel("top-1 accuracy (%)")
+    fig, extra = few_shot_figure(few_shot, shots, ["CLIP-SVD", "linear probe", "zero-shot CLIP"],
+                                 extra_panels=1 if len(base_to_new) else 0)
     if len(base_to_new):
-        ax = axes[0][-1]
+        ax = extra[0]
         long = base_to_new.melt(id_vars=["dataset", "seed", "method"], value_vars=["base", "new", "HM"],
                                 var_name="classes", value_name="accuracy")
         sns.barplot(data=long, x="classes", y="accuracy", hue="method", errorbar="sd", ax=ax,
@@ -618,7 +609,6 @@ def plot_results(few_shot, base_to_new):
         ax.set_ylabel("top-1 accuracy (%)")
     fig.tight_layout()
     return fig
-
 
 plot_results(few_shot_results, base_to_new_results)
 plt.show()

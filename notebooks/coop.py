@@ -73,6 +73,7 @@ from clipbook import baselines, features, metrics, prompting, zeroshot
 from clipbook.data import fewshot, registry
 from clipbook.determinism import SMALL_WORK_THREADS, deterministic_torch
 from clipbook.models.loader import load_model
+from clipbook.report.figures import few_shot_figure
 from clipbook.report.record import record
 
 session = clipbook.setup(profile, device=device)
@@ -393,25 +394,9 @@ DASHES = {method: (4, 2) if method == "zero-shot CLIP" else "" for method in MET
 
 
 def plot_few_shot(frame):
-    panels = frame[["model", "dataset"]].drop_duplicates().values.tolist()
-    columns = min(4, len(panels))
-    rows_ = -(-len(panels) // columns)
-    fig, axes = plt.subplots(rows_, columns, figsize=(4.6 * columns, 3.7 * rows_), squeeze=False)
-    for ax, (model_name, dataset_name) in zip(axes.flat, panels):
-        part = frame[(frame.model == model_name) & (frame.dataset == dataset_name)]
-        sns.lineplot(data=part, x="shots", y="accuracy", hue="method", hue_order=METHODS, palette=PALETTE,
-                     style="method", dashes=DASHES, marker="o", errorbar="sd", ax=ax)
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(shots, [str(k) for k in shots])
-        ax.set_title(f"{dataset_name} · {model_name}", fontsize=10)
-        ax.set_xlabel("shots per class")
-        ax.set_ylabel("top-1 accuracy (%)")
-        ax.legend(fontsize=8)
-    for ax in list(axes.flat)[len(panels):]:
-        ax.set_visible(False)
+    fig, _ = few_shot_figure(frame, shots, METHODS, palette=PALETTE, style="method", dashes=DASHES)
     fig.tight_layout()
     return fig
-
 
 plot_few_shot(results)
 plt.show()

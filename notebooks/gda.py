@@ -46,7 +46,6 @@ device = "auto"
 # %%
 import numpy as np
 import pandas as pd
-import seaborn as sns
 import torch
 import matplotlib.pyplot as plt
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
@@ -55,6 +54,7 @@ import clipbook
 from clipbook import baselines, features, metrics, zeroshot
 from clipbook.data import fewshot, registry
 from clipbook.models.loader import load_model
+from clipbook.report.figures import few_shot_figure
 from clipbook.report.record import record
 
 session = clipbook.setup(profile, device=device)
@@ -260,28 +260,9 @@ def reported_curve(model_name, dataset_name):
 
 
 def plot_few_shot(frame):
-    panels = frame[["model", "dataset"]].drop_duplicates().values.tolist()
-    columns = min(4, len(panels))
-    rows = -(-len(panels) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4.4 * columns, 3.6 * rows), squeeze=False)
-    for ax, (model_name, dataset_name) in zip(axes.flat, panels):
-        part = frame[(frame.model == model_name) & (frame.dataset == dataset_name)]
-        sns.lineplot(data=part, x="shots", y="accuracy", hue="method", marker="o", errorbar="sd", ax=ax,
-                     hue_order=["GDA", "linear probe", "zero-shot CLIP"])
-        curve = reported_curve(model_name, dataset_name)
-        if curve:
-            ax.plot(list(curve), list(curve.values()), "k*", markersize=9, label="GDA (reported)")
-            ax.legend(fontsize=8)
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(shots, [str(k) for k in shots])
-        ax.set_title(f"{dataset_name} · {model_name}", fontsize=10)
-        ax.set_xlabel("shots per class")
-        ax.set_ylabel("top-1 accuracy (%)")
-    for ax in list(axes.flat)[len(panels):]:
-        ax.set_visible(False)
+    fig, _ = few_shot_figure(frame, shots, ["GDA", "linear probe", "zero-shot CLIP"], reported=reported_curve)
     fig.tight_layout()
     return fig
-
 
 plot_few_shot(results)
 plt.show()
