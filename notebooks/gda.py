@@ -334,7 +334,7 @@ if session.profile == "paper" and first_model.startswith("RN50"):
                                                                          for ds in covered]))
                                 for k in shots if k in PAPER_SHOTS})
 
-losing = [f"{ds} at {k} shots" for (ds, k), ok in wins.items() if not ok]
+losing = [f"{ds} at {k} shot{'s' if k > 1 else ''}" for (ds, k), ok in wins.items() if not ok]
 result = record(
     metrics=metric_values, baseline=baseline_values, reported=reported_values,
     key_metric=f"gda_{shots[-1]}shot", key_baseline="zero_shot",
