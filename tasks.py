@@ -11,8 +11,11 @@ import yaml
 from invoke import task
 
 ROOT = Path(__file__).resolve().parent
-TEST_COMMAND = ("pytest tests notebooks --nbval --nbval-current-env "
-                "--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:randomly")
+# Two stages: the unit tests (fast, fail early), then nbval re-executing every notebook and comparing its
+# outputs. Each notebook's cells share a time budget (NOTEBOOK_BUDGET_S in conftest.py).
+UNIT_TEST_COMMAND = "pytest tests -p no:randomly"
+NOTEBOOK_TEST_COMMAND = ("pytest notebooks --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg "
+                         "--nbval-cell-timeout=600 -p no:randomly")
 
 
 def _papers(papers: str) -> list[str] | None:
@@ -68,7 +71,7 @@ def reports(c, profile="offline"):
 
 @task(help={"papers": "comma-separated slugs (default: all)"})
 def status(c, papers="", profile="offline"):
-    """List papers with their last status under a profile."""
+    """List papers with their last status and each claim's verdict under a profile."""
     from clipbook.batch.profiles import available_papers
     from clipbook.batch.runner import load_records
 
@@ -78,15 +81,36 @@ def status(c, papers="", profile="offline"):
         if rec is None:
             print(f"{slug:<28} never run")
             continue
-        verdict = {True: "claim holds", False: "claim does not hold", None: "claim not tested"}[rec.get("claim_holds")]
-        print(f"{slug:<28} {rec['status']:<7} {rec.get('runtime_s', 0):>6.0f} s  {verdict}"
+        print(f"{slug:<28} {rec['status']:<7} {rec.get('runtime_s', 0):>6.0f} s"
               + (f"  ({rec['error']})" if rec.get("error") else ""))
+        for claim in rec.get("claims", []):
+            effect = "" if claim.get("effect") is None else f" {claim['effect']:+.2f}"
+            print(f"    {claim['verdict']:<14}{effect:>8}  {claim['statement']}")
 
 
-@task
-def test(c):
-    """Run the test suite: unit tests and nbval over the committed notebooks."""
-    c.run(TEST_COMMAND, pty=False)
+@task(help={"stage": "unit (library tests), notebooks (nbval) or all (default: both, unit first)"})
+def test(c, stage="all"):
+    """Run the test suite: unit tests, then nbval over the committed notebooks."""
+    stages = {"unit": [UNIT_TEST_COMMAND], "notebooks": [NOTEBOOK_TEST_COMMAND],
+              "all": [UNIT_TEST_COMMAND, NOTEBOOK_TEST_COMMAND]}
+    if stage not in stages:
+        sys.exit(f"unknown stage {stage!r}; accepted: {', '.join(stages)}")
+    for command in stages[stage]:
+        c.run(command, pty=False)
+
+
+@task(help={"slug": "the paper's slug (lowercase letters, digits and dashes)",
+            "title": "the paper's title (default: the slug)"})
+def new(c, slug, title=""):
+    """Start a paper's notebook from notebooks/_template.py, with its paper-profile YAML."""
+    from clipbook.batch.scaffold import new_paper
+
+    try:
+        written = new_paper(ROOT, slug, title=title or slug)
+    except ValueError as err:
+        sys.exit(f"error: {err}")
+    for path in written:
+        print(f"wrote {path.relative_to(ROOT)}")
 
 
 @task(help={"papers": "comma-separated slugs (default: all)"})

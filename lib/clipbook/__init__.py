@@ -6,4 +6,5 @@ baselines (shared by notebooks), report/ (records, figures, HTML), batch/ (paper
 """
 __version__ = "0.1.0"
 
-from clipbook.session import preflight, setup  # noqa: E402,F401
+from clipbook.report.record import record  # noqa: E402,F401
+from clipbook.session import preflight, setup, start  # noqa: E402,F401

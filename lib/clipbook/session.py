@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
-from clipbook.batch.profiles import PROFILES
+from clipbook.batch.parameters import PROFILES, NotebookSpec, parameter_values
 
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
@@ -14,6 +15,8 @@ OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_
 class Session:
     profile: str
     device: str
+    parameters: dict = field(default_factory=dict)  # every resolved parameter, as the record logs them
+    started: float = field(default_factory=time.time)
 
     @property
     def offline(self) -> bool:
@@ -76,3 +79,23 @@ def preflight(models: list, datasets: list[str], splits: tuple[str, ...] = ("tra
     for dataset_name in datasets:
         for split in splits:
             registry.load_dataset(dataset_name, split)
+
+
+def start(spec: NotebookSpec, namespace: dict) -> Session:
+    """A notebook's first call, right after its parameters: check every parameter against the notebook's
+    declaration (a one-line ParameterError, under plain papermill too), set up the session, and check
+    that the models and datasets exist before any heavy work.
+
+    Args:
+        spec: the notebook's `SPEC` (clipbook.batch.parameters.declare).
+        namespace: the notebook's `globals()`, holding the parameters cell's values and papermill's.
+    """
+    from clipbook.report import provenance
+
+    started = time.time()
+    parameters = spec.check(parameter_values(spec, namespace))
+    base = setup(parameters["profile"], device=parameters.get("device", "auto"))
+    provenance.reset()
+    if "models" in parameters and "datasets" in parameters:
+        preflight(parameters["models"], parameters["datasets"])
+    return Session(profile=base.profile, device=base.device, parameters=parameters, started=started)

@@ -2,18 +2,19 @@
 
 A profile is a folder `notebooks/profiles/<profile>/` of flat YAML files, `<slug>.yaml` holding the
 parameter overrides that paper's notebook gets under that profile (so plain papermill can use them
-too: `papermill notebooks/gda.ipynb out.ipynb -f notebooks/profiles/paper/gda.yaml`). Every notebook declares its parameters (with their
-defaults, the offline profile) in the cell tagged `parameters`; papermill reads them back, so an
-override naming an unknown parameter or of the wrong type is refused with the accepted values.
+too: `papermill notebooks/gda.ipynb out.ipynb -f notebooks/profiles/paper/gda.yaml`). Every notebook declares
+its parameters' defaults (the offline profile) in the cell tagged `parameters` and their types, ranges and
+choices in the cell tagged `parameter-spec`; `plan` checks every override against that declaration before
+any kernel starts, with the same one-line errors the notebook itself raises.
 """
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import yaml
 
-PROFILES = ("offline", "paper")
+from clipbook.batch import contract
+from clipbook.batch.parameters import PROFILES, ParameterError
 
 
 class BatchInputError(ValueError):
@@ -25,14 +26,7 @@ def notebooks_dir(root: Path) -> Path:
 
 
 def available_papers(root: Path) -> list[str]:
-    return sorted(p.stem for p in notebooks_dir(root).glob("*.ipynb"))
-
-
-def notebook_parameters(notebook: Path) -> dict[str, dict]:
-    """{name: {"default": ..., "inferred_type_name": ...}} from the notebook's parameters cell."""
-    from papermill.inspection import inspect_notebook
-
-    return inspect_notebook(str(notebook))
+    return sorted(p.stem for p in notebooks_dir(root).glob("*.ipynb") if not p.stem.startswith("_"))
 
 
 def load_profile(root: Path, profile: str) -> dict[str, dict]:
@@ -49,39 +43,6 @@ def load_profile(root: Path, profile: str) -> dict[str, dict]:
     return overrides
 
 
-_TYPE_CHECKS = {
-    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "str": lambda v: isinstance(v, str),
-    "bool": lambda v: isinstance(v, bool),
-    "list": lambda v: isinstance(v, list),
-    "dict": lambda v: isinstance(v, dict),
-}
-
-
-def declared_type(spec: dict) -> str | None:
-    """The parameter's type: its annotation if papermill found one, else the type of its default."""
-    if spec.get("inferred_type_name") not in (None, "None"):
-        return spec["inferred_type_name"]
-    try:
-        return type(ast.literal_eval(spec["default"])).__name__
-    except (ValueError, SyntaxError):
-        return None  # an expression default: nothing to check against
-
-
-def check_parameters(slug: str, declared: dict[str, dict], values: dict) -> None:
-    for name, value in values.items():
-        if name not in declared:
-            raise BatchInputError(
-                f"{slug}: unknown parameter {name!r}; accepted parameters: {', '.join(sorted(declared))}")
-        type_name = declared_type(declared[name])
-        check = _TYPE_CHECKS.get(type_name)
-        if check and not check(value):
-            raise BatchInputError(
-                f"{slug}: parameter {name!r} must be of type {type_name} (default "
-                f"{declared[name]['default']}), got {type(value).__name__} {value!r}")
-
-
 def plan(root: Path, profile: str, papers: list[str] | None, extra: dict | None = None) -> dict[str, dict]:
     """Resolve and validate the parameters of every selected paper: {slug: parameters}."""
     known = available_papers(root)
@@ -95,10 +56,13 @@ def plan(root: Path, profile: str, papers: list[str] | None, extra: dict | None 
         raise BatchInputError(f"profile {profile!r} names unknown paper(s) {stray}; known papers: {', '.join(known)}")
     resolved = {}
     for slug in selected:
-        declared = notebook_parameters(notebooks_dir(root) / f"{slug}.ipynb")
-        if "profile" not in declared:
-            raise BatchInputError(f"{slug}: its parameters cell must declare `profile`")
-        values = {**(overrides.get(slug) or {}), **(extra or {}), "profile": profile}
-        check_parameters(slug, declared, values)
+        notebook = notebooks_dir(root) / f"{slug}.ipynb"
+        try:
+            spec = contract.notebook_spec(notebook)
+            defaults = contract.parameter_defaults(notebook)
+            values = {**(overrides.get(slug) or {}), **(extra or {}), "profile": profile}
+            spec.check({**defaults, **values})
+        except (ParameterError, contract.ContractError) as err:
+            raise BatchInputError(f"{slug}: {err}") from None
         resolved[slug] = values
     return resolved

@@ -15,8 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 import traceback
@@ -24,8 +22,10 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
+from clipbook.batch import contract
 from clipbook.batch.profiles import plan
 from clipbook.cache import atomic_write_bytes
+from clipbook.report.record import SCHEMA_VERSION
 
 KERNEL_START_RETRIES = 2
 
@@ -44,36 +44,13 @@ def kernel_environment(profile: str) -> dict[str, str]:
     return env
 
 
-LIBRARY_ROOT = Path(__file__).resolve().parents[1]
-
-
-def input_hash(notebook: Path, parameters: dict, library: Path = LIBRARY_ROOT) -> str:
-    """What a finished paper's result depends on: its notebook, its parameters and the library code
-    (a fixed bug in clipbook must rerun the papers on resume, not keep their stale numbers)."""
+def input_hash(notebook: Path, parameters: dict) -> str:
+    """What a finished paper's result depends on: its notebook, its parameters and the source of the library
+    modules it imports (a fixed bug in clipbook must rerun the papers that use that code, not the others)."""
     digest = hashlib.sha256(notebook.read_bytes())
     digest.update(json.dumps(parameters, sort_keys=True).encode())
-    for source in sorted(library.rglob("*.py")):
-        digest.update(source.relative_to(library).as_posix().encode() + source.read_bytes())
+    digest.update(contract.library_hash(notebook).encode())
     return digest.hexdigest()[:20]
-
-
-def provenance() -> dict:
-    import open_clip
-    import torch
-
-    def git(*args):
-        try:
-            return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
-                                  cwd=Path(__file__).parent).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return "unknown"
-
-    commit = git("rev-parse", "HEAD")
-    dirty = git("status", "--porcelain", "--untracked-files=no")
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu ({platform.processor() or platform.machine()})"
-    return {"git_commit": commit + ("+dirty" if dirty and dirty != "unknown" else ""),
-            "python": platform.python_version(), "torch": torch.__version__, "open_clip": open_clip.__version__,
-            "device": device}
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -118,6 +95,8 @@ def run_one(root: str, slug: str, parameters: dict, profile: str) -> dict:
             record.update(found)
         elif record["status"] == "ok":
             record.update(status="failed", error="the notebook finished without calling clipbook.record(...)")
+        if record["status"] == "failed" and not found:
+            record["claims"] = _untested_claims(source, parameters, record.get("error", "the notebook failed"))
         try:
             notebook_to_html(executed, out_dir / f"{slug}.html")
             record["html"] = f"{slug}.html"
@@ -126,6 +105,17 @@ def run_one(root: str, slug: str, parameters: dict, profile: str) -> dict:
     else:
         record.setdefault("error", "papermill wrote no output notebook")
     return record
+
+
+def _untested_claims(notebook: Path, parameters: dict, error: str) -> list[dict]:
+    """A failed run's claims, each *not tested* with the error as the reason, so the report still lists them."""
+    try:
+        claims = contract.definitions(notebook, parameters)["CLAIMS"]
+    except Exception:  # a notebook broken enough to fail here has its error on its page already
+        return []
+    return [{"id": c.id, "statement": c.statement, "verdict": "not tested", "effect": None, "interval": None,
+             "margin": c.margin, "paper_effect": c.paper_effect, "reason": f"the notebook failed: {error}",
+             "sentence": f"Not tested: the notebook failed ({error})."} for c in claims]
 
 
 def _started_cells(executed: Path) -> bool:
@@ -146,14 +136,17 @@ def load_records(root: Path, profile: str) -> dict[str, dict]:
 
 
 def write_results(root: Path, profile: str) -> dict:
+    """results.json (schema v2, documented in reports/README.md) and index.html from the paper records."""
     from clipbook.report.html import render_index
 
     records = load_records(root, profile)
-    papers = {slug: {k: v for k, v in rec.items() if k not in ("input_hash",)} for slug, rec in records.items()}
-    results = {"profile": profile, "provenance": provenance(), "papers": papers}
+    titles = paper_titles(root)
+    papers = {slug: {"title": titles.get(slug, ""), **{k: v for k, v in rec.items() if k != "input_hash"}}
+              for slug, rec in records.items()}
+    results = {"schema": SCHEMA_VERSION, "profile": profile, "papers": papers}
     out_dir = report_dir(root, profile)
     _write_json(out_dir / "results.json", results)
-    atomic_write_bytes(render_index(results, paper_titles(root)).encode(), out_dir / "index.html")
+    atomic_write_bytes(render_index(results).encode(), out_dir / "index.html")
     return results
 
 
@@ -205,25 +198,24 @@ def run_batch(root: Path, *, profile: str = "offline", papers: list[str] | None 
     return write_results(root, profile)
 
 
-# What offline notebooks share, built once before the kernels start. `needed_by`: a text whose presence in a
-# notebook's source means it uses the artifact (None: every notebook does).
+# What offline notebooks share, built once before the kernels start; a notebook names what it needs in its
+# SPEC (`declare(..., needs=("tiny-clip", "tiny-ssl"))`).
 SHARED_ARTIFACTS: dict[str, dict] = {
-    "tiny CLIP": {"module": "clipbook.models.tiny_clip", "build": "tiny_clip_checkpoint", "needed_by": None},
-    "tiny SSL encoder": {"module": "clipbook.models.tiny_ssl", "build": "tiny_ssl_checkpoint",
-                         "needed_by": "tiny_ssl"},
+    "tiny-clip": {"module": "clipbook.models.tiny_clip", "build": "tiny_clip_checkpoint", "title": "tiny CLIP"},
+    "tiny-ssl": {"module": "clipbook.models.tiny_ssl", "build": "tiny_ssl_checkpoint",
+                 "title": "tiny self-supervised encoder"},
 }
 
 
 def shared_artifacts_needed(notebooks: list[Path]) -> list[str]:
-    """The SHARED_ARTIFACTS that at least one of these notebooks uses."""
-    sources = [Path(path).read_text() for path in notebooks]
-    return [name for name, spec in SHARED_ARTIFACTS.items()
-            if sources and (spec["needed_by"] is None or any(spec["needed_by"] in text for text in sources))]
+    """The SHARED_ARTIFACTS that at least one of these notebooks declares it needs, in build order."""
+    needed = {need for path in notebooks for need in contract.notebook_spec(path).needs}
+    return [name for name in SHARED_ARTIFACTS if name in needed]
 
 
 def _prepare_shared_artifacts(profile: str, notebooks: list[Path], log) -> None:
     """Build what the selected offline notebooks share (the tiny CLIP; the tiny self-supervised encoder
-    if one of them loads it) once, in this process, with a visible progress bar, instead of inside the
+    if one of them needs it) once, in this process, with a visible progress bar, instead of inside the
     first kernel while the others wait on its lock."""
     if profile != "offline":
         return
@@ -232,5 +224,5 @@ def _prepare_shared_artifacts(profile: str, notebooks: list[Path], log) -> None:
     for name in shared_artifacts_needed(notebooks):
         spec = SHARED_ARTIFACTS[name]
         module = importlib.import_module(spec["module"])
-        log(f"[prepare] {name} checkpoint {module.checkpoint_key()} (trained on first use, then cached)")
+        log(f"[prepare] {spec['title']} checkpoint {module.checkpoint_key()} (trained on first use, then cached)")
         getattr(module, spec["build"])(show_progress=sys.stderr.isatty())

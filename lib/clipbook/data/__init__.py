@@ -1,0 +1,5 @@
+"""Datasets: the registry (`registry.load_dataset`) and one module per kind, each registering itself.
+
+Importing this package imports every kind, so `registry.DATASETS` is complete after `import clipbook.data`.
+"""
+from clipbook.data import groups, packaged, real, toy  # noqa: F401  (each registers its kind and datasets)

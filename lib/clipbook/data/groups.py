@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from clipbook.data.real import ImageListDataset
-from clipbook.data.registry import DATASETS, MissingDatasetError
+from clipbook.data.registry import MissingDatasetError, register_datasets, register_kind
 
 GROUP_SPLITS = ("train", "val", "test")
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}  # the split/partition column of both benchmarks
@@ -49,7 +49,6 @@ GROUP_DATASETS: dict[str, dict] = {
                    f"from {CELEBA_URL}."),
     },
 }
-DATASETS.update(GROUP_DATASETS)
 
 
 class GroupDataset(ImageListDataset):
@@ -180,3 +179,7 @@ def load_group_dataset(name: str, config: dict, split: str, root: str | os.PathL
     if split not in config["splits"]:
         raise ValueError(f"unknown split {split!r} for {name}; known splits: {', '.join(config['splits'])}")
     return LOADERS[name](name, config, split, Path(root))
+
+
+register_kind("groups", load_group_dataset)
+register_datasets(GROUP_DATASETS)

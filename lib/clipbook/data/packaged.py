@@ -26,7 +26,7 @@ import os
 from pathlib import Path, PurePosixPath
 
 from clipbook.data.real import ImageListDataset
-from clipbook.data.registry import DATASETS, MissingDatasetError
+from clipbook.data.registry import MissingDatasetError, register_datasets, register_kind
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 QE_GENAI_REPO = "https://github.com/fmegahed/qe_genai"
@@ -65,8 +65,6 @@ IMAGE_FOLDER_DATASETS: dict[str, dict] = {
                        for level in ("low", "medium", "high")],
         {"all": ""}),
 }
-DATASETS.update(PACKAGED_DATASETS)
-DATASETS.update(IMAGE_FOLDER_DATASETS)
 
 
 class PackagedImageDataset(ImageListDataset):
@@ -154,3 +152,8 @@ LOADERS = {"packaged": _packaged_dataset, "image-folder": _image_folder_dataset}
 def load_folder_dataset(name: str, config: dict, split: str, root: str | os.PathLike) -> ImageListDataset:
     """The `split` of a registered packaged or image-folder dataset (`root` is the data root)."""
     return LOADERS[config["kind"]](name, config, split, Path(root))
+
+
+for _kind in LOADERS:
+    register_kind(_kind, load_folder_dataset)
+register_datasets({**PACKAGED_DATASETS, **IMAGE_FOLDER_DATASETS})

@@ -2,7 +2,7 @@
 
 Folder layouts, split files and class-name files follow CoOp (github.com/KaiyangZhou/CoOp,
 DATASETS.md and datasets/*.py); the zero-shot templates are CoOp's trainers/zsclip.py
-CUSTOM_TEMPLATES. Importing this module registers every dataset in `registry.DATASETS`.
+CUSTOM_TEMPLATES. Importing this module registers its kinds and datasets in `registry`.
 
 Deliberate differences from CoOp:
 - A missing `split_zhou_*.json` is an error. CoOp then draws a fresh random split and saves it,
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from clipbook.data.registry import DATASETS, MissingDatasetError
+from clipbook.data.registry import MissingDatasetError, register_datasets, register_kind
 
 COOP_SPLITS = ("train", "val", "test")
 COOP_DATASETS_MD = "https://github.com/KaiyangZhou/CoOp/blob/main/DATASETS.md"
@@ -109,7 +109,6 @@ REAL_DATASETS: dict[str, dict] = {
     "imagenet_r": _variant_config(
         "ImageNet-R", "imagenet-rendition", "imagenet-r", "wnid", "https://github.com/hendrycks/imagenet-r"),
 }
-DATASETS.update(REAL_DATASETS)
 
 
 class ImageListDataset(torch.utils.data.Dataset):
@@ -298,3 +297,8 @@ def load_real_dataset(name: str, config: dict, split: str, root: str | os.PathLi
     if split not in config["splits"]:
         raise ValueError(f"unknown split {split!r} for {name}; known splits: {', '.join(config['splits'])}")
     return LOADERS[config["kind"]](name, config, split, Path(root))
+
+
+for _kind in LOADERS:
+    register_kind(_kind, load_real_dataset)
+register_datasets(REAL_DATASETS)

@@ -239,6 +239,9 @@ def load_model(name: str, pretrained: str | None = None, *, device: str = "cpu",
     elif "weights" not in identity:
         identity["weights"] = "random-init:" + _state_dict_sha256(model)
     tokenizer = open_clip.get_tokenizer(name)
+    from clipbook.report import provenance
+
+    provenance.note_model(identity)
     return LoadedModel(model=model, preprocess=preprocess, tokenizer=tokenizer, name=name,
                        pretrained=pretrained, identity=identity)
 

@@ -46,42 +46,60 @@ def notebook_title(notebook) -> str:
     return "clipbook notebook"
 
 
-def _fmt(value) -> str:
-    return "—" if value is None else f"{value:.2f}"
+VERDICT_CLASS = {"holds": "ok", "does not hold": "bad", "inconclusive": "warn", "not tested": "na"}
 
 
-def _verdict(holds) -> str:
-    return {True: "<span class='ok'>holds</span>", False: "<span class='bad'>does not hold</span>",
-            None: "<span class='na'>not tested</span>"}[holds]
+def _effect(claim: dict) -> str:
+    if claim.get("effect") is None:
+        return "—"
+    text = f"{claim['effect']:+.2f}"
+    if claim.get("interval"):
+        text += f" <span class='title'>[{claim['interval'][0]:+.2f}, {claim['interval'][1]:+.2f}]</span>"
+    return text
 
 
-def render_index(results: dict, titles: dict[str, str]) -> str:
-    """The index page: one row per paper with status, runtime, key metric vs baseline, verdict."""
+def _claim_rows(paper: dict) -> str:
     rows = []
-    for slug, paper in sorted(results["papers"].items()):
-        metrics, baseline, reported = paper.get("metrics", {}), paper.get("baseline", {}), paper.get("reported", {})
-        key, base_key = paper.get("key_metric"), paper.get("key_baseline")
-        key_value = metrics.get(key) if key else None
-        base_value = baseline.get(base_key) if base_key else None
-        reported_value = reported.get(key) if key else None
+    for claim in paper.get("claims", []):
+        verdict = claim.get("verdict", "not tested")
+        rows.append(
+            f"<div class='claim'><span class='{VERDICT_CLASS.get(verdict, 'na')}'>{html.escape(verdict)}</span> "
+            f"{html.escape(claim.get('statement', ''))} — effect {_effect(claim)} vs margin {claim.get('margin', 0):+.2f}"
+            + (f"; paper {claim['paper_effect']:+.2f}" if claim.get("paper_effect") is not None else "")
+            + f"<div class='title'>{html.escape(claim.get('sentence') or claim.get('reason') or '')}</div></div>")
+    return "".join(rows) or "<span class='na'>no claims recorded</span>"
+
+
+def render_index(results: dict) -> str:
+    """The index page: per paper its status, runtime, and every claim with its verdict, effect and interval."""
+    profile = results["profile"]
+    papers = results["papers"]
+    counts = {verdict: 0 for verdict in VERDICT_CLASS}
+    for paper in papers.values():
+        for claim in paper.get("claims", []):
+            counts[claim.get("verdict", "not tested")] = counts.get(claim.get("verdict", "not tested"), 0) + 1
+    rows = []
+    for slug, paper in sorted(papers.items()):
         status = paper.get("status", "?")
         rows.append(
             "<tr>"
             f"<td><a href='{html.escape(paper.get('html') or '#')}'>{html.escape(slug)}</a>"
-            f"<div class='title'>{html.escape(titles.get(slug, ''))}</div></td>"
+            f"<div class='title'>{html.escape(paper.get('title', ''))}</div></td>"
             f"<td class='{'ok' if status == 'ok' else 'bad'}'>{html.escape(status)}</td>"
             f"<td class='num'>{paper.get('runtime_s', 0):.0f} s</td>"
-            f"<td>{html.escape(key or '—')}</td><td class='num'>{_fmt(key_value)}</td>"
-            f"<td class='num'>{_fmt(base_value)}<div class='title'>{html.escape(base_key or '')}</div></td>"
-            f"<td class='num'>{_fmt(reported_value)}</td>"
-            f"<td>{_verdict(paper.get('claim_holds'))}<div class='title'>{html.escape(paper.get('claim', ''))}</div>"
+            f"<td>{_claim_rows(paper)}"
             + (f"<div class='bad'>{html.escape(paper['error'])}</div>" if paper.get("error") else "")
             + "</td></tr>"
         )
-    prov = results.get("provenance", {})
-    prov_line = " · ".join(f"{k}: {html.escape(str(v))}" for k, v in prov.items())
+    verdict_heading = "effect on the toy world" if profile == "offline" else "verdict"
+    explanation = (
+        "Offline, every notebook runs the paper's method against the paper's own baseline on the procedural toy "
+        "world with the library's tiny CLIP: a verdict here is the <em>effect on the toy world</em>, not a test of "
+        "the paper's numbers." if profile == "offline" else
+        "Each claim is tested on this profile's rows; reported numbers are compared in each paper's record.")
+    summary = " · ".join(f"<span class='{VERDICT_CLASS[v]}'>{n} {v}</span>" for v, n in counts.items())
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>clipbook — {html.escape(results['profile'])} profile</title>
+<html lang="en"><head><meta charset="utf-8"><title>clipbook — {html.escape(profile)} profile</title>
 <style>
 body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem; color: #222; }}
 table {{ border-collapse: collapse; width: 100%; }}
@@ -89,16 +107,15 @@ th, td {{ border-bottom: 1px solid #ddd; padding: .45rem .6rem; vertical-align: 
 th {{ background: #f4f4f6; }}
 td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 .title {{ color: #666; font-size: .82em; }}
-.ok {{ color: #1a7f37; font-weight: 600; }} .bad {{ color: #c62828; font-weight: 600; }} .na {{ color: #777; }}
-.prov {{ color: #666; font-size: .85em; }}
+.claim {{ margin-bottom: .4rem; }}
+.ok {{ color: #1a7f37; font-weight: 600; }} .bad {{ color: #c62828; font-weight: 600; }}
+.warn {{ color: #b26a00; font-weight: 600; }} .na {{ color: #777; font-weight: 600; }}
 </style></head><body>
-<h1>clipbook — {html.escape(results['profile'])} profile</h1>
-<p class="prov">{prov_line}</p>
-<p>Each row is one paper's notebook, executed with papermill. <em>Key metric</em> is the paper's headline number as
-reproduced here; <em>baseline</em> is the paper's own baseline on the same data and seeds; <em>reported</em> is the
-number the paper reports (paper profile only: the offline toy world has no reported numbers).</p>
-<table><thead><tr><th>paper</th><th>status</th><th>runtime</th><th>key metric</th><th>reproduced</th>
-<th>baseline</th><th>reported</th><th>claim</th></tr></thead>
+<h1>clipbook — {html.escape(profile)} profile</h1>
+<p>{explanation}</p>
+<p>{len(papers)} papers · {summary}. Intervals are 95 % Student-t intervals over seeds; provenance (commit, library
+hash, parameters, models, datasets, device, packages) is in <a href="results.json">results.json</a>.</p>
+<table><thead><tr><th>paper</th><th>status</th><th>runtime</th><th>claims — {verdict_heading}</th></tr></thead>
 <tbody>{''.join(rows)}</tbody></table>
 </body></html>
 """

@@ -1,16 +1,22 @@
-"""The results record a notebook leaves behind, and the figure style all notebooks share.
+"""The results record a notebook leaves behind (results contract v2, schema in reports/README.md).
 
-A notebook ends with `record(...)`: it displays the numbers as a table (what the reader sees) and
-carries the same numbers as JSON under RECORD_MIME in that output, which the batch runner reads
-back from the executed notebook. The record therefore cannot disagree with what the page shows.
+A notebook ends with `record(session, rows=..., claims=..., reported=..., preconditions=...)`. The library
+evaluates the claims on the rows, displays the verdicts (with their generated sentences) and the reported-
+versus-reproduced comparison, and carries the same record as JSON under RECORD_MIME in that output, which
+the batch runner reads back from the executed notebook: the record cannot disagree with what the page shows.
+Provenance (commit, timings, package versions) rides in the output's metadata, which nbval does not compare.
 """
 from __future__ import annotations
 
+import html
 import json
-import math
-import numbers
+from dataclasses import asdict
+
+from clipbook.claims import Claim, Precondition, evaluate
+from clipbook.report.rows import as_frame, compare_with_reported, records
 
 RECORD_MIME = "application/vnd.clipbook.record+json"
+SCHEMA_VERSION = 2
 
 
 def use_style() -> None:
@@ -23,73 +29,108 @@ def use_style() -> None:
                                 "axes.titleweight": "bold", "svg.hashsalt": "clipbook"})
 
 
-def _clean_numbers(name: str, values: dict | None) -> dict:
-    out = {}
-    for key, value in (values or {}).items():
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise TypeError(f"{name}[{key!r}] must be a number, got {type(value).__name__} {value!r}")
-        value = float(value)
-        if math.isnan(value) or math.isinf(value):
-            raise ValueError(f"{name}[{key!r}] is {value}; record only finite numbers")
-        out[str(key)] = round(value, 4)
-    return out
-
-
-def make_record(*, metrics: dict, baseline: dict | None = None, claim: str, claim_holds: bool | None,
-                reported: dict | None = None, key_metric: str | None = None, key_baseline: str | None = None,
-                notes: str = "") -> dict:
-    if claim_holds not in (True, False, None):
-        raise TypeError(f"claim_holds must be True, False or None, got {claim_holds!r}")
-    record = {
-        "metrics": _clean_numbers("metrics", metrics),
-        "baseline": _clean_numbers("baseline", baseline),
-        "reported": _clean_numbers("reported", reported),
-        "claim": str(claim),
-        "claim_holds": claim_holds,
-        "key_metric": key_metric or next(iter(metrics), None),
-        "key_baseline": key_baseline or next(iter(baseline or {}), None),
+def make_record(*, rows, claims: list[Claim], reported=None, preconditions: list[Precondition] | None = None,
+                profile: str = "offline", notes: str = "") -> dict:
+    """The record's data (without provenance): rows, reported rows, evaluated claims, comparison."""
+    if not claims:
+        raise ValueError("a record states at least one claim of the paper")
+    for claim in claims:
+        if not isinstance(claim, Claim):
+            raise TypeError(f"claims must be clipbook.claims.Claim, got {type(claim).__name__}")
+    preconditions = list(preconditions or [])
+    for item in preconditions:
+        if not isinstance(item, Precondition):
+            raise TypeError(f"preconditions must be built with claims.at_least / claims.fact, got {item!r}")
+    frame, reported_frame = as_frame(rows), as_frame(reported)
+    if frame.empty:
+        raise ValueError("a record needs result rows")
+    verdicts = evaluate(claims, frame, preconditions=preconditions, reported=reported_frame,
+                        toy=profile == "offline")
+    comparison = compare_with_reported(frame, reported_frame)
+    comparison = comparison[comparison["reproduced"].notna()] if len(comparison) else comparison
+    return {
+        "schema": SCHEMA_VERSION,
+        "profile": profile,
+        "rows": records(frame),
+        "reported": records(reported_frame),
+        "claims": _json_safe(verdicts),
+        "preconditions": [asdict(p) for p in preconditions],
+        "comparison": records(comparison),
         "notes": notes,
     }
-    for field, source in (("key_metric", "metrics"), ("key_baseline", "baseline")):
-        if record[field] is not None and record[field] not in record[source]:
-            raise KeyError(f"{field} {record[field]!r} is not among the {source}: {sorted(record[source])}")
-    return record
 
 
-def _html_table(record: dict) -> str:
-    rows = []
-    for section in ("metrics", "baseline", "reported"):
-        for key, value in record[section].items():
-            rows.append(f"<tr><td>{section}</td><td>{key}</td><td style='text-align:right'>{value:.2f}</td></tr>")
-    verdict = {True: "holds", False: "does not hold", None: "not tested"}[record["claim_holds"]]
-    return ("<div class='clipbook-record'><p><b>Claim:</b> " + record["claim"] + f" — <b>{verdict}</b></p>"
-            + "<table><thead><tr><th>kind</th><th>name</th><th>value</th></tr></thead><tbody>"
-            + "".join(rows) + "</tbody></table>"
-            + (f"<p>{record['notes']}</p>" if record["notes"] else "") + "</div>")
+def _json_safe(value):
+    return json.loads(json.dumps(value, default=float))
 
 
-def _text_table(record: dict) -> str:
-    verdict = {True: "HOLDS", False: "DOES NOT HOLD", None: "NOT TESTED"}[record["claim_holds"]]
-    lines = [f"Claim: {record['claim']} -> {verdict}"]
-    for section in ("metrics", "baseline", "reported"):
-        for key, value in record[section].items():
-            lines.append(f"  {section:<9} {key:<40} {value:8.2f}")
+VERDICT_COLOURS = {"holds": "#1a7f37", "does not hold": "#c62828", "inconclusive": "#b26a00", "not tested": "#666"}
+
+
+def _interval_text(claim: dict) -> str:
+    if claim["effect"] is None:
+        return "—"
+    text = f"{claim['effect']:+.2f}"
+    if claim.get("interval"):
+        text += f" [{claim['interval'][0]:+.2f}, {claim['interval'][1]:+.2f}]"
+    return text
+
+
+def _html(record: dict) -> str:
+    heading = "Effect on the toy world" if record["profile"] == "offline" else "Verdict"
+    rows = "".join(
+        f"<tr><td>{html.escape(c['statement'])}</td>"
+        f"<td style='color:{VERDICT_COLOURS[c['verdict']]};font-weight:600'>{c['verdict']}</td>"
+        f"<td style='text-align:right'>{_interval_text(c)}</td><td style='text-align:right'>{c['margin']:+.2f}</td>"
+        f"<td style='text-align:right'>{'—' if c['paper_effect'] is None else format(c['paper_effect'], '+.2f')}</td>"
+        f"<td>{html.escape(c['sentence'])}</td></tr>" for c in record["claims"])
+    parts = [f"<div class='clipbook-record'><table><thead><tr><th>claim</th><th>{heading}</th><th>effect [CI]</th>"
+             f"<th>margin</th><th>paper</th><th>from the numbers</th></tr></thead><tbody>{rows}</tbody></table>"]
+    if record["preconditions"]:
+        parts.append("<p><b>Preconditions:</b> " + "; ".join(
+            f"{'✓' if p['passed'] else '✗'} {html.escape(p['detail'])}" for p in record["preconditions"]) + "</p>")
+    if record["comparison"]:
+        parts.append("<p><b>Reproduced vs reported:</b> " + "; ".join(
+            f"{html.escape(r['method'])} {html.escape(r['dataset'])}"
+            + (f" {r['shots']}-shot" if "shots" in r else "")
+            + f": {r['reproduced']:.2f} vs {r['reported']:.2f} ({r['delta']:+.2f})" for r in record["comparison"])
+            + "</p>")
+    if record["notes"]:
+        parts.append(f"<p>{html.escape(record['notes'])}</p>")
+    return "".join(parts) + "</div>"
+
+
+def _text(record: dict) -> str:
+    lines = []
+    for claim in record["claims"]:
+        lines.append(f"[{claim['verdict'].upper()}] {claim['statement']}")
+        lines.append(f"    {claim['sentence']}")
+    for p in record["preconditions"]:
+        lines.append(f"  precondition {'ok  ' if p['passed'] else 'FAIL'} {p['detail']}")
+    for r in record["comparison"]:
+        lines.append(f"  reported {r['method']} {r['dataset']} {r.get('shots', '')}: reproduced {r['reproduced']:.2f}"
+                     f" vs reported {r['reported']:.2f} ({r['delta']:+.2f})")
     return "\n".join(lines)
 
 
-def record(**kwargs) -> dict:
-    """Validate, display and return the notebook's results record (see module docstring)."""
+def record(session, *, rows, claims: list[Claim], reported=None, preconditions: list[Precondition] | None = None,
+           notes: str = "") -> dict:
+    """Evaluate, display and return the notebook's results record (see module docstring)."""
     from IPython.display import display
 
-    result = make_record(**kwargs)
+    from clipbook.report import provenance
+
+    result = make_record(rows=rows, claims=claims, reported=reported, preconditions=preconditions,
+                         profile=session.profile, notes=notes)
+    stamp = provenance.collect(parameters=session.parameters, device=session.device, started=session.started)
     # serialised as a string: nbval's sanitizers run regexes over every output value
-    display({RECORD_MIME: json.dumps(result, sort_keys=True), "text/html": _html_table(result),
-             "text/plain": _text_table(result)}, raw=True)
-    return result
+    display({RECORD_MIME: json.dumps(result, sort_keys=True), "text/html": _html(result), "text/plain": _text(result)},
+            metadata={RECORD_MIME: {"provenance": stamp}}, raw=True)
+    return {**result, "provenance": stamp}
 
 
 def read_record(notebook) -> dict | None:
-    """The last record displayed in an executed notebook (nbformat node), or None."""
+    """The last record displayed in an executed notebook (nbformat node), provenance included, or None."""
     found = None
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
@@ -97,4 +138,5 @@ def read_record(notebook) -> dict | None:
             if RECORD_MIME in data:
                 value = data[RECORD_MIME]
                 found = json.loads(value) if isinstance(value, str) else dict(value)
+                found["provenance"] = output.get("metadata", {}).get(RECORD_MIME, {}).get("provenance", {})
     return found

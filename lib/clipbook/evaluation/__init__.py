@@ -1,0 +1,1 @@
+"""Evaluation harnesses shared by notebooks (classification today; retrieval and dense next)."""
