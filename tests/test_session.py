@@ -40,3 +40,19 @@ def test_preflight_names_what_is_missing_before_heavy_work(monkeypatch, tmp_path
         clipbook.preflight([], ["imagenette"])
     with pytest.raises(TypeError, match="list of \\[architecture, pretrained\\] pairs"):
         clipbook.preflight('[["RN50", "openai"]]', ["toy"])
+
+
+def test_start_checks_parameters_sets_up_and_keeps_them_for_the_record():
+    from clipbook.batch.parameters import Int, ParameterError, declare
+
+    spec = declare("profile", "models", "datasets", "seeds", "device", passes=Int(minimum=1))
+    namespace = {"profile": "offline", "models": [["clipbook-tiny-rn", "toyworld"]], "datasets": ["toy"],
+                 "seeds": [1], "device": "auto", "passes": 2, "In": [], "np": object()}
+    session = clipbook.start(spec, namespace)
+    assert session.parameters["passes"] == 2 and session.device == "cpu" and session.started > 0
+    with pytest.raises(ParameterError, match="parameter 'seeds' must be .*got str 'oops'"):
+        clipbook.start(spec, {**namespace, "seeds": "oops"})
+    with pytest.raises(ParameterError, match="unknown parameter 'seed'"):
+        clipbook.start(spec, {**namespace, "seed": 1})
+    with pytest.raises(ParameterError, match="unknown; known datasets"):
+        clipbook.start(spec, {**namespace, "datasets": ["imagenette"]})

@@ -19,16 +19,17 @@ def test_unknown_paper_profile_parameter_and_type_are_refused_with_accepted_valu
         profiles.plan(ROOT, "offline", ["nope"])
     with pytest.raises(profiles.BatchInputError, match="unknown profile 'fast'.*offline, paper"):
         profiles.plan(ROOT, "fast", ["gda"])
-    with pytest.raises(profiles.BatchInputError, match="unknown parameter 'seed'.*accepted parameters: .*seeds"):
+    with pytest.raises(profiles.BatchInputError, match="gda: unknown parameter 'seed'; accepted: .*seeds"):
         profiles.plan(ROOT, "offline", ["gda"], {"seed": 1})
-    with pytest.raises(profiles.BatchInputError, match="'seeds' must be of type list"):
+    with pytest.raises(profiles.BatchInputError, match="gda: parameter 'seeds' must be a non-empty list"):
         profiles.plan(ROOT, "offline", ["gda"], {"seeds": 1})
+    with pytest.raises(profiles.BatchInputError, match="gda: parameter 'alpha_protocol' must be one of"):
+        profiles.plan(ROOT, "offline", ["gda"], {"alpha_protocol": "test"})
 
 
-def test_type_checks_use_the_annotation_or_the_default():
-    declared = {"n": {"inferred_type_name": "int", "default": "1"}, "x": {"inferred_type_name": "None", "default": "1.0"},
-                "flag": {"inferred_type_name": "None", "default": "True"}}
-    profiles.check_parameters("p", declared, {"n": 3, "x": 2, "flag": False})
-    for bad in ({"n": 2.5}, {"n": True}, {"x": "1"}, {"flag": 1}):
-        with pytest.raises(profiles.BatchInputError):
-            profiles.check_parameters("p", declared, bad)
+def test_the_paper_profile_values_are_checked_against_each_notebooks_declarations(tmp_path):
+    (tmp_path / "notebooks" / "profiles" / "paper").mkdir(parents=True)
+    (tmp_path / "notebooks" / "gda.ipynb").write_bytes((ROOT / "notebooks" / "gda.ipynb").read_bytes())
+    (tmp_path / "notebooks" / "profiles" / "paper" / "gda.yaml").write_text("shots: [0, 16]\n")
+    with pytest.raises(profiles.BatchInputError, match="gda: parameter 'shots'.*item 0 \\(0\\) is < 1"):
+        profiles.plan(tmp_path, "paper", ["gda"])

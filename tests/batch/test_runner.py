@@ -15,9 +15,14 @@ QUICK_GDA = {"seeds": [1], "shots": [1, 2], "augment_epochs": 2}
 
 def _failing_notebook(path: Path, body: str) -> None:
     notebook = nbformat.v4.new_notebook()
-    parameters = nbformat.v4.new_code_cell('profile = "offline"')
-    parameters.metadata["tags"] = ["parameters"]
-    notebook.cells = [nbformat.v4.new_markdown_cell("# A deliberately failing notebook"), parameters,
+    cells = {"parameters": 'profile = "offline"',
+             "parameter-spec": 'from clipbook.batch.parameters import declare\nSPEC = declare("profile")',
+             "claims": 'from clipbook.claims import Claim\nCLAIMS = [Claim("c", "A beats B", "A", "B")]'}
+    tagged = []
+    for tag, source in cells.items():
+        tagged.append(nbformat.v4.new_code_cell(source))
+        tagged[-1].metadata["tags"] = [tag]
+    notebook.cells = [nbformat.v4.new_markdown_cell("# A deliberately failing notebook"), *tagged,
                       nbformat.v4.new_code_cell(body)]
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(notebook, path)
@@ -38,7 +43,11 @@ def test_batch_records_results_survives_failures_and_resumes(workbook):
     results = runner.run_batch(workbook, papers=["gda"], extra=QUICK_GDA, log=logs.append)
     gda = results["papers"]["gda"]
     assert gda["status"] == "ok", gda.get("error")
-    assert set(gda["metrics"]) >= {"gda_1shot", "gda_2shot"} and gda["claim_holds"] in (True, False)
+    assert {(row["method"], row.get("shots")) for row in gda["rows"]} >= {("GDA", 1), ("GDA", 2), ("zero-shot CLIP", None)}
+    assert {claim["id"] for claim in gda["claims"]} == {"beats-zero-shot", "beats-linear-probe"}
+    assert all(claim["verdict"] in ("holds", "does not hold", "inconclusive", "not tested") for claim in gda["claims"])
+    assert gda["provenance"]["parameters"]["seeds"] == [1] and gda["provenance"]["models"]
+    assert gda["reported"] and gda["title"].startswith("GDA")
     assert (workbook / "reports/offline/gda.html").exists()
     page = (workbook / "reports/offline/gda.html").read_text()
     # math renders offline: MathJax comes from the local copy and no script is loaded from a CDN
@@ -49,12 +58,15 @@ def test_batch_records_results_survives_failures_and_resumes(workbook):
     assert results["papers"]["broken"]["status"] == "failed"
     assert "deliberate failure" in results["papers"]["broken"]["error"]
     assert "deliberate failure" in (workbook / "reports/offline/broken.html").read_text()
+    # a failed paper keeps its claims, each not tested with the error as the reason
+    assert [c["verdict"] for c in results["papers"]["broken"]["claims"]] == ["not tested"]
+    assert "deliberate failure" in results["papers"]["broken"]["claims"][0]["reason"]
     assert "record(" in results["papers"]["silent"]["error"]
     assert results["papers"]["gda"]["status"] == "ok"  # earlier results are kept
 
     on_disk = json.loads((workbook / "reports/offline/results.json").read_text())
     assert set(on_disk["papers"]) == {"gda", "broken", "silent"}
-    assert set(on_disk["provenance"]) == {"git_commit", "python", "torch", "open_clip", "device"}
+    assert on_disk["schema"] == 2 and on_disk["profile"] == "offline"
     assert "gda" in (workbook / "reports/offline/index.html").read_text()
 
     logs.clear()
@@ -73,25 +85,24 @@ def test_bad_input_is_refused_before_any_kernel_starts(workbook):
     assert not (workbook / "reports" / "offline" / "records").exists()
 
 
-def test_input_hash_changes_with_notebook_parameters_and_library_code(tmp_path):
-    notebook, library = tmp_path / "paper.ipynb", tmp_path / "clipbook"
-    notebook.write_text("{}")
-    (library / "models").mkdir(parents=True)
-    (library / "models" / "loader.py").write_text("x = 1\n")
-    before = runner.input_hash(notebook, {"seeds": [1]}, library)
-    assert runner.input_hash(notebook, {"seeds": [1]}, library) == before
-    assert runner.input_hash(notebook, {"seeds": [2]}, library) != before
-    (library / "models" / "loader.py").write_text("x = 2\n")
-    assert runner.input_hash(notebook, {"seeds": [1]}, library) != before
+def test_input_hash_changes_with_notebook_parameters_and_imported_library_code(tmp_path, monkeypatch):
+    from clipbook.batch import contract
+
+    notebook = tmp_path / "paper.ipynb"
+    _failing_notebook(notebook, "from clipbook import metrics")
+    fake = tmp_path / "metrics.py"
+    fake.write_text("x = 1\n")
+    real = contract._module_file
+    monkeypatch.setattr(contract, "_module_file", lambda name: fake if name == "clipbook.metrics" else real(name))
+    before = runner.input_hash(notebook, {"seeds": [1]})
+    assert runner.input_hash(notebook, {"seeds": [1]}) == before
+    assert runner.input_hash(notebook, {"seeds": [2]}) != before
+    fake.write_text("x = 2\n")
+    assert runner.input_hash(notebook, {"seeds": [1]}) != before
 
 
-def test_shared_artifacts_are_built_only_for_the_notebooks_that_use_them(tmp_path):
-    plain, ssl_user = tmp_path / "plain.ipynb", tmp_path / "ssl.ipynb"
-    _failing_notebook(plain, "x = 1")
-    _failing_notebook(ssl_user, "from clipbook.models import tiny_ssl")
-    assert runner.shared_artifacts_needed([plain]) == ["tiny CLIP"]
-    assert runner.shared_artifacts_needed([plain, ssl_user]) == ["tiny CLIP", "tiny SSL encoder"]
-    assert runner.shared_artifacts_needed([]) == []
+def test_shared_artifacts_come_from_each_notebooks_declaration():
     real = {path.stem: path for path in (ROOT / "notebooks").glob("*.ipynb")}
-    assert runner.shared_artifacts_needed([real["nola"]]) == ["tiny CLIP", "tiny SSL encoder"]
-    assert runner.shared_artifacts_needed([real["gda"]]) == ["tiny CLIP"]
+    assert runner.shared_artifacts_needed([real["gda"]]) == ["tiny-clip"]
+    assert runner.shared_artifacts_needed([real["gda"], real["nola"]]) == ["tiny-clip", "tiny-ssl"]
+    assert runner.shared_artifacts_needed([]) == []

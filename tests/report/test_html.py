@@ -1,17 +1,23 @@
 from clipbook.report.html import render_index
 
 
-def test_index_lists_every_paper_with_status_verdict_and_reported_number():
-    results = {"profile": "paper", "provenance": {"git_commit": "abc", "device": "cuda"}, "papers": {
-        "gda": {"status": "ok", "runtime_s": 12.3, "metrics": {"gda_16shot": 75.5}, "baseline": {"zero_shot": 58.8},
-                "reported": {"gda_16shot": 76.05}, "key_metric": "gda_16shot", "key_baseline": "zero_shot",
-                "claim": "GDA beats zero-shot", "claim_holds": True, "html": "gda.html"},
+def _claim(verdict, effect, interval=None):
+    return {"id": verdict, "statement": f"claim that {verdict}", "verdict": verdict, "effect": effect,
+            "interval": interval, "margin": 0.0, "paper_effect": 17.28, "sentence": f"sentence {verdict}"}
+
+
+def test_index_lists_every_paper_with_status_and_each_claims_verdict_effect_and_interval():
+    results = {"schema": 2, "profile": "offline", "papers": {
+        "gda": {"status": "ok", "runtime_s": 12.3, "title": "A Hard-to-Beat Baseline", "html": "gda.html",
+                "claims": [_claim("holds", 1.25, [0.5, 2.0]), _claim("inconclusive", -0.05, [-0.26, 0.16])]},
         "coop": {"status": "failed", "runtime_s": 1.0, "error": "MissingDatasetError: no eurosat", "html": "coop.html",
-                 "claim_holds": None},
+                 "claims": [_claim("not tested", None)]},
     }}
-    page = render_index(results, {"gda": "A Hard-to-Beat Baseline"})
+    page = render_index(results)
     assert page.index("coop") < page.index("gda.html")  # sorted by slug
-    for text in ("75.50", "58.80", "76.05", "holds", "failed", "MissingDatasetError: no eurosat", "not tested",
-                 "A Hard-to-Beat Baseline", "paper profile"):
-        assert text in page
+    for text in ("+1.25", "[+0.50, +2.00]", "[-0.26, +0.16]", "holds", "inconclusive", "not tested", "failed",
+                 "MissingDatasetError: no eurosat", "A Hard-to-Beat Baseline", "effect on the toy world",
+                 "1 holds", "0 does not hold", "1 inconclusive", "1 not tested", "paper +17.28"):
+        assert text in page, text
+    assert "does not hold</span>" not in page.split("<table>")[1]  # no red verdict where none was reached
     assert "<script" not in page and "https://" not in page  # plain HTML: renders offline

@@ -3,31 +3,52 @@ import json
 import nbformat
 import pytest
 
+from clipbook.claims import Claim, at_least
 from clipbook.report import record as rec
 
-
-def test_make_record_validates_numbers_and_keys():
-    made = rec.make_record(metrics={"acc": 81.23456}, baseline={"zs": 70}, claim="x", claim_holds=True)
-    assert made["metrics"] == {"acc": 81.2346} and made["key_metric"] == "acc" and made["key_baseline"] == "zs"
-    with pytest.raises(TypeError, match="must be a number"):
-        rec.make_record(metrics={"acc": "high"}, claim="x", claim_holds=None)
-    with pytest.raises(ValueError, match="finite"):
-        rec.make_record(metrics={"acc": float("nan")}, claim="x", claim_holds=None)
-    with pytest.raises(TypeError, match="claim_holds"):
-        rec.make_record(metrics={"acc": 1}, claim="x", claim_holds="yes")
-    with pytest.raises(KeyError, match="key_metric"):
-        rec.make_record(metrics={"acc": 1}, claim="x", claim_holds=None, key_metric="nope")
+ROWS = [{"model": "m", "dataset": "d", "method": "A", "metric": "accuracy", "seed": s, "value": 80.0 + s}
+        for s in (1, 2, 3)] + [{"model": "m", "dataset": "d", "method": "Z", "metric": "accuracy", "value": 70.0}]
+REPORTED = [{"model": "m", "dataset": "d", "method": method, "metric": "accuracy", "value": value, "source": "Table 1"}
+            for method, value in (("A", 83.0), ("Z", 70.0))]
+CLAIMS = [Claim("beats", "A beats Z", "A", "Z", paper_effect=13.0), Claim("gated", "A beats Z (gated)", "A", "Z",
+                                                                         requires=("loss fell",))]
 
 
-def test_record_round_trips_through_a_notebook_output():
-    made = rec.make_record(metrics={"acc": 90.0}, baseline={"zs": 80.0}, claim="beats zs", claim_holds=True)
+def test_record_holds_rows_reported_claims_and_comparison():
+    made = rec.make_record(rows=ROWS, claims=CLAIMS, reported=REPORTED,
+                           preconditions=[at_least("loss fell", "training loss fell by", 0.0, 0.1)])
+    assert made["schema"] == 2 and len(made["rows"]) == 4 and made["reported"][0]["source"] == "Table 1"
+    beats, gated = made["claims"]
+    assert beats["verdict"] == "holds" and beats["effect"] == pytest.approx(12.0)
+    assert beats["reported_effect"] == pytest.approx(13.0)
+    assert gated["verdict"] == "not tested" and "0 < 0.1" in gated["reason"]
+    assert made["comparison"][0] == {"model": "m", "dataset": "d", "method": "A", "metric": "accuracy",
+                                     "reported": 83.0, "reproduced": 82.0, "delta": -1.0, "source": "Table 1"}
+    assert made["comparison"][1]["delta"] == 0.0
+    json.dumps(made)
+
+
+def test_record_refuses_missing_claims_rows_and_wrong_types():
+    with pytest.raises(ValueError, match="at least one claim"):
+        rec.make_record(rows=ROWS, claims=[])
+    with pytest.raises(ValueError, match="result rows"):
+        rec.make_record(rows=[], claims=CLAIMS)
+    with pytest.raises(TypeError, match="Claim"):
+        rec.make_record(rows=ROWS, claims=[{"id": "x"}])
+    with pytest.raises(TypeError, match="preconditions"):
+        rec.make_record(rows=ROWS, claims=CLAIMS, preconditions=[True])
+
+
+def test_record_round_trips_through_a_notebook_output_with_provenance_in_metadata():
+    made = rec.make_record(rows=ROWS, claims=CLAIMS[:1])
     notebook = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell("record(...)")
-    cell.outputs = [nbformat.v4.new_output("display_data", data={rec.RECORD_MIME: made, "text/plain": "..."})]
+    cell = nbformat.v4.new_code_cell("clipbook.record(...)")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={rec.RECORD_MIME: json.dumps(made), "text/plain": "."},
+                                           metadata={rec.RECORD_MIME: {"provenance": {"git": {"commit": "abc"}}}})]
     notebook.cells = [nbformat.v4.new_code_cell("1"), cell]
     nbformat.validate(notebook)
-    assert rec.read_record(notebook) == made
+    assert rec.read_record(notebook) == {**made, "provenance": {"git": {"commit": "abc"}}}
     assert rec.read_record(nbformat.v4.new_notebook()) is None
-    # the same numbers appear in the displayed table
-    assert "90.00" in rec._html_table(made) and "holds" in rec._text_table(made).lower()
-    json.dumps(made)
+    # the displayed tables carry the same verdicts and sentences
+    assert "holds" in rec._html(made) and made["claims"][0]["sentence"] in rec._text(made)
+    assert "Effect on the toy world" in rec._html(made)
