@@ -56,3 +56,18 @@ def test_start_checks_parameters_sets_up_and_keeps_them_for_the_record():
         clipbook.start(spec, {**namespace, "seed": 1})
     with pytest.raises(ParameterError, match="unknown; known datasets"):
         clipbook.start(spec, {**namespace, "datasets": ["imagenette"]})
+
+
+def test_plain_papermill_refuses_a_bad_parameter_in_the_notebooks_first_code_cell(tmp_path):
+    """The README promises that every notebook runs with plain papermill: it must check its own parameters."""
+    import subprocess
+    from pathlib import Path
+
+    notebooks = Path(__file__).resolve().parents[1] / "notebooks"
+    done = subprocess.run(["papermill", str(notebooks / "gda.ipynb"), str(tmp_path / "out.ipynb"), "--cwd",
+                           str(notebooks), "-p", "seeds", "oops"], capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "ParameterError: parameter 'seeds' must be a non-empty list of integer ≥ 0; got str 'oops'" in done.stderr
+    executed = [c for c in __import__("nbformat").read(tmp_path / "out.ipynb", as_version=4).cells
+                if c.cell_type == "code" and c.get("execution_count")]
+    assert "clipbook.start" in executed[-1].source  # it stopped there, before any heavy work

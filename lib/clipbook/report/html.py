@@ -10,6 +10,8 @@ import re
 import shutil
 from pathlib import Path
 
+from clipbook.report.record import effect_text
+
 STATIC = "_static"
 MATHJAX_CONFIG = "MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"  # the config this MathJax copy ships
 
@@ -49,22 +51,13 @@ def notebook_title(notebook) -> str:
 VERDICT_CLASS = {"holds": "ok", "does not hold": "bad", "inconclusive": "warn", "not tested": "na"}
 
 
-def _effect(claim: dict) -> str:
-    if claim.get("effect") is None:
-        return "—"
-    text = f"{claim['effect']:+.2f}"
-    if claim.get("interval"):
-        text += f" <span class='title'>[{claim['interval'][0]:+.2f}, {claim['interval'][1]:+.2f}]</span>"
-    return text
-
-
 def _claim_rows(paper: dict) -> str:
     rows = []
     for claim in paper.get("claims", []):
         verdict = claim.get("verdict", "not tested")
         rows.append(
             f"<div class='claim'><span class='{VERDICT_CLASS.get(verdict, 'na')}'>{html.escape(verdict)}</span> "
-            f"{html.escape(claim.get('statement', ''))} — effect {_effect(claim)} vs margin {claim.get('margin', 0):+.2f}"
+            f"{html.escape(claim.get('statement', ''))} — effect {effect_text(claim)} vs margin {claim.get('margin', 0):+.2f}"
             + (f"; paper {claim['paper_effect']:+.2f}" if claim.get("paper_effect") is not None else "")
             + f"<div class='title'>{html.escape(claim.get('sentence') or claim.get('reason') or '')}</div></div>")
     return "".join(rows) or "<span class='na'>no claims recorded</span>"

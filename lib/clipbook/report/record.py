@@ -67,7 +67,8 @@ def _json_safe(value):
 VERDICT_COLOURS = {"holds": "#1a7f37", "does not hold": "#c62828", "inconclusive": "#b26a00", "not tested": "#666"}
 
 
-def _interval_text(claim: dict) -> str:
+def effect_text(claim: dict) -> str:
+    """A verdict's effect with its interval, as the record and the index show it: "+1.25 [+0.50, +2.00]"."""
     if claim["effect"] is None:
         return "—"
     text = f"{claim['effect']:+.2f}"
@@ -81,7 +82,7 @@ def _html(record: dict) -> str:
     rows = "".join(
         f"<tr><td>{html.escape(c['statement'])}</td>"
         f"<td style='color:{VERDICT_COLOURS[c['verdict']]};font-weight:600'>{c['verdict']}</td>"
-        f"<td style='text-align:right'>{_interval_text(c)}</td><td style='text-align:right'>{c['margin']:+.2f}</td>"
+        f"<td style='text-align:right'>{effect_text(c)}</td><td style='text-align:right'>{c['margin']:+.2f}</td>"
         f"<td style='text-align:right'>{'—' if c['paper_effect'] is None else format(c['paper_effect'], '+.2f')}</td>"
         f"<td>{html.escape(c['sentence'])}</td></tr>" for c in record["claims"])
     parts = [f"<div class='clipbook-record'><table><thead><tr><th>claim</th><th>{heading}</th><th>effect [CI]</th>"
