@@ -16,8 +16,8 @@ import pytest  # noqa: E402
 
 # nbval time budget per notebook, all its cells together (seconds on 2 cores, with a warm cache): a notebook that
 # grows past it fails here instead of silently stretching the suite toward CI's limit. The workbook's budget is
-# 45 s warm per notebook; this leaves room for a contended machine.
-NOTEBOOK_BUDGET_S = 300
+# 45 s warm per notebook; this leaves room for a cold feature cache on a fresh machine (CI's first run).
+NOTEBOOK_BUDGET_S = 900
 _spent: dict[str, float] = defaultdict(float)
 
 
@@ -39,3 +39,16 @@ def pytest_runtest_call(item):
     notebook = _notebook_of(item)
     if notebook:
         _spent[notebook] += time.perf_counter() - started
+
+
+def pytest_collection_finish(session):
+    """Build the shared checkpoints the collected notebooks declare (tiny CLIP, tiny SSL) before the first cell
+    runs, as `invoke batch` does, so first-use pretraining is not charged to one notebook's budget."""
+    from pathlib import Path
+
+    notebooks = sorted({Path(str(item.fspath)) for item in session.items if _notebook_of(item)})
+    if not notebooks:
+        return
+    from clipbook.batch.runner import prepare_shared_artifacts
+
+    prepare_shared_artifacts("offline", notebooks, log=lambda line: print(line, flush=True))

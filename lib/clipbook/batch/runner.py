@@ -180,7 +180,7 @@ def run_batch(root: Path, *, profile: str = "offline", papers: list[str] | None 
             continue
         todo[slug] = params
     if todo:
-        _prepare_shared_artifacts(profile, [root / "notebooks" / f"{slug}.ipynb" for slug in todo], log)
+        prepare_shared_artifacts(profile, [root / "notebooks" / f"{slug}.ipynb" for slug in todo], log)
     context = get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(workers, max(1, len(todo))), mp_context=context) as pool:
         futures = {pool.submit(run_one, str(root), slug, params, profile): slug for slug, params in todo.items()}
@@ -213,7 +213,7 @@ def shared_artifacts_needed(notebooks: list[Path]) -> list[str]:
     return [name for name in SHARED_ARTIFACTS if name in needed]
 
 
-def _prepare_shared_artifacts(profile: str, notebooks: list[Path], log) -> None:
+def prepare_shared_artifacts(profile: str, notebooks: list[Path], log) -> None:
     """Build what the selected offline notebooks share (the tiny CLIP; the tiny self-supervised encoder
     if one of them needs it) once, in this process, with a visible progress bar, instead of inside the
     first kernel while the others wait on its lock."""
