@@ -53,7 +53,7 @@ def test_start_checks_parameters_sets_up_and_keeps_them_for_the_record():
     with pytest.raises(ParameterError, match="parameter 'seeds' must be .*got str 'oops'"):
         clipbook.start(spec, {**namespace, "seeds": "oops"})
     with pytest.raises(ParameterError, match="unknown parameter 'seed'"):
-        clipbook.start(spec, {**namespace, "seed": 1})
+        clipbook.start(spec, {**namespace, "seed": 1, "In": ["# Parameters\nseed = 1\n"]})
     with pytest.raises(ParameterError, match="unknown; known datasets"):
         clipbook.start(spec, {**namespace, "datasets": ["imagenette"]})
 

@@ -49,16 +49,20 @@ def test_unknown_and_missing_parameters():
     SPEC.check({"seeds": [3]}, complete=False)
 
 
-def test_a_stray_literal_injected_by_papermill_is_seen_as_a_parameter():
-    namespace = {**GOOD, "seed": 1, "In": [], "Out": {}, "np": object(), "_": 3, "SPEC": SPEC}
-    assert parameter_values(SPEC, namespace) == {**GOOD, "seed": 1}
+def test_a_name_injected_by_papermill_is_seen_as_a_parameter_but_an_imported_constant_is_not():
+    injected = '# Parameters\nseed = 1\nseeds = [3]\n'
+    namespace = {**GOOD, "seeds": [3], "seed": 1, "In": ["", "import numpy as np", injected], "Out": {},
+                 "SMALL_WORK_THREADS": 1, "_": 3, "SPEC": SPEC}
+    assert parameter_values(SPEC, namespace) == {**GOOD, "seeds": [3], "seed": 1}
+    assert parameter_values(SPEC, {**GOOD, "SMALL_WORK_THREADS": 1}) == GOOD
 
 
 def test_declarations_are_checked_when_written():
     with pytest.raises(ValueError, match="not standard"):
         declare("profile", "seed")
-    with pytest.raises(ValueError, match="standard parameters"):
-        declare("profile", seeds=ListOf(Int()))
+    narrowed = declare("profile", datasets=ListOf(Str(["toy", "toy-noise"])))
+    with pytest.raises(ParameterError, match="one of 'toy', 'toy-noise'"):
+        narrowed.check({"profile": "offline", "datasets": ["eurosat"]})
     with pytest.raises(ValueError, match="unknown artifacts"):
         declare("profile", needs=("tiny-dino",))
     with pytest.raises(TypeError, match="must be declared"):

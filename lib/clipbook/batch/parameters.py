@@ -7,7 +7,7 @@ Every notebook declares its parameters once, in the cell tagged `parameter-spec`
                    alpha_grid=ListOf(Float(minimum=0)), needs=("tiny-clip",))
 
 The strings pull the standard declarations below (the same name means the same thing in every notebook);
-keywords declare the paper's own parameters. The notebook checks its values against SPEC in its next cell
+keywords declare the paper's own parameters, or narrow a standard one (`datasets=ListOf(Str([...]))`). The notebook checks its values against SPEC in its next cell
 (`clipbook.start`), so plain papermill gets the same one-line error as `invoke batch`, which checks the
 same SPEC before any kernel starts. `needs` names the shared artifacts the batch builds first.
 """
@@ -201,9 +201,6 @@ def declare(*standard: str, needs: tuple[str, ...] | list[str] = ("tiny-clip",),
     unknown = [name for name in standard if name not in STANDARD]
     if unknown:
         raise ValueError(f"not standard parameters: {unknown}; standard: {', '.join(STANDARD)}")
-    clash = [name for name in parameters if name in STANDARD]
-    if clash:
-        raise ValueError(f"{clash} are standard parameters: pass them by name, not as keywords")
     bad_needs = [need for need in needs if need not in ARTIFACTS]
     if bad_needs:
         raise ValueError(f"unknown artifacts {bad_needs}; known: {', '.join(ARTIFACTS)}")
@@ -212,23 +209,36 @@ def declare(*standard: str, needs: tuple[str, ...] | list[str] = ("tiny-clip",),
             raise TypeError(f"parameter {name!r} must be declared with Int/Float/Str/Bool/ListOf/..., "
                             f"got {param!r}")
     declared = {name: STANDARD[name] for name in standard}
-    declared.update(parameters)
+    declared.update(parameters)  # a keyword may narrow a standard name (e.g. the datasets a method supports)
     if "profile" not in declared:
         raise ValueError("every notebook declares 'profile'")
     return NotebookSpec(parameters=declared, needs=tuple(needs))
 
 
-# Names IPython itself puts into a kernel's namespace, which are not parameters.
-_KERNEL_NAMES = {"In", "Out", "SPEC", "exit", "quit", "get_ipython", "open"}
-_LITERAL_TYPES = (str, int, float, bool, list, dict, tuple, type(None))
+# papermill's injected cell starts with this comment (papermill.translators, `codify(..., comment="Parameters")`)
+INJECTED_CELL_HEADER = "# Parameters"
+
+
+def _injected_names(namespace: dict) -> set[str]:
+    """Names assigned by papermill's injected-parameters cell, read from IPython's input history `In`."""
+    import ast
+
+    names: set[str] = set()
+    for source in namespace.get("In") or []:
+        if isinstance(source, str) and source.lstrip().startswith(INJECTED_CELL_HEADER):
+            try:
+                tree = ast.parse(source)
+            except SyntaxError:
+                continue
+            names.update(target.id for node in tree.body if isinstance(node, ast.Assign)
+                         for target in node.targets if isinstance(target, ast.Name))
+    return names
 
 
 def parameter_values(spec: NotebookSpec, namespace: dict) -> dict:
-    """The notebook's parameter values from its global namespace, plus any stray literal that papermill
-    injected under a name the notebook does not declare (a misspelt `-p seed 1`), so `check` refuses it."""
+    """The notebook's parameter values from its global namespace, plus any name papermill injected that the
+    notebook does not declare (a misspelt `-p seed 1`), so that `check` refuses it."""
     values = {name: namespace[name] for name in spec.parameters if name in namespace}
-    for name, value in namespace.items():
-        if (name not in spec.parameters and not name.startswith("_") and name not in _KERNEL_NAMES
-                and isinstance(value, _LITERAL_TYPES)):
-            values[name] = value
+    for name in _injected_names(namespace) - set(spec.parameters):
+        values[name] = namespace.get(name)
     return values

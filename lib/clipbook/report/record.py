@@ -115,8 +115,10 @@ def _text(record: dict) -> str:
 
 
 def record(session, *, rows, claims: list[Claim], reported=None, preconditions: list[Precondition] | None = None,
-           notes: str = "") -> dict:
-    """Evaluate, display and return the notebook's results record (see module docstring)."""
+           notes: str = "") -> None:
+    """Evaluate and display the notebook's results record (see module docstring). It returns nothing, so the
+    last cell of a notebook stores no execute_result holding volatile provenance for nbval to compare; read it
+    back with `read_record` or from reports/<profile>/results.json."""
     from IPython.display import display
 
     from clipbook.report import provenance
@@ -127,7 +129,6 @@ def record(session, *, rows, claims: list[Claim], reported=None, preconditions: 
     # serialised as a string: nbval's sanitizers run regexes over every output value
     display({RECORD_MIME: json.dumps(result, sort_keys=True), "text/html": _html(result), "text/plain": _text(result)},
             metadata={RECORD_MIME: {"provenance": stamp}}, raw=True)
-    return {**result, "provenance": stamp}
 
 
 def read_record(notebook) -> dict | None:
