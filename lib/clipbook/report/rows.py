@@ -62,6 +62,9 @@ def summarise(rows, confidence: float = 0.95) -> pd.DataFrame:
     """Mean, standard deviation, count and a Student-t interval over seeds for each (model, dataset, method,
     metric, shots)."""
     frame = as_frame(rows)
+    for column in ("shots", "seed"):  # whole numbers, shown as 16 not 16.0; missing stays <NA>
+        if column in frame.columns:
+            frame[column] = frame[column].astype("Int64")
     keys = [k for k in KEYS if k in frame.columns]
     grouped = frame.groupby(keys, dropna=False, sort=False)["value"]
     summary = grouped.agg(["mean", "std", "count"]).reset_index()
