@@ -22,42 +22,74 @@
 #
 # **Claim.** A *caption-based* support set — caption k labelled training images per class with a multimodal
 # LLM (ShareCaptioner), generate new images from those captions with Stable Diffusion — used by a training-free
-# adapter that reads both the generated images and their captions (M-Adapter), beats zero-shot CLIP and the
-# previous training-free methods; the abstract reports **+2.19 %** average accuracy over the previous leading
-# method on 19 datasets (the only reported number confirmed for this notebook).
+# adapter that reads both the generated images and their captions (M-Adapter), beats zero-shot CLIP, and the
+# caption features it adds beat the image-only adapter it extends (TIP-X). The abstract's headline, **+2.19 %**
+# average accuracy "over the previous leading method", is a gain over SuS-X — TIP-X with SuS-X's *own* support set
+# (images generated from class names) — averaged over 19 datasets; this notebook builds no SuS-X support set, so
+# no claim here carries that number. The main table's cells are unconfirmed.
 #
 # **This notebook** runs the whole pipeline and M-Adapter's validation grid search (2.2 M points), against
-# zero-shot CLIP, Tip-Adapter on the *real* sampled images and TIP-X (SuS-X's adapter) on the same generated
-# support set. The `offline` profile plays it in the toy world: the captioner is `world.caption` and the
-# text-to-image model is `clipbook.toyworld.text_to_image`, which renders a new scene with exactly the attributes
-# a caption states and random ones elsewhere; it runs on in-domain photos and on the shifted noisy domain, whose
-# support images are still rendered as photos. The `paper` profile reads a support set built by the official
-# scripts and runs OpenAI CLIP on EuroSAT, Oxford Pets and DTD.
+# zero-shot CLIP and TIP-X (SuS-X's adapter) on the same generated support set, with Tip-Adapter on the *real*
+# sampled images as a reference. M-Adapter and TIP-X run twice: with the KL term as the released code computes it
+# (*official KL*, which produced the paper's numbers) and as SuS-X computes it (a softmax over class logits). The
+# `offline` profile plays it in the toy world: the captioner is `world.caption` and the text-to-image model is
+# `clipbook.toyworld.text_to_image`, which renders a new scene with exactly the attributes a caption states and
+# random ones elsewhere; it runs on in-domain photos and on the shifted noisy domain, whose support images are still
+# rendered as photos. The `paper` profile reads a support set built by the official scripts and runs OpenAI CLIP on
+# EuroSAT, Oxford Pets and DTD.
 
 # %% tags=["parameters"]
-profile = "offline"  # "offline" (toy world, CPU) or "paper" (real checkpoints and datasets, GPU)
-models = [["clipbook-tiny-rn", "toyworld"]]  # [open_clip architecture, pretrained tag]
-datasets = ["toy", "toy-noise"]  # dataset registry names; the first is the headline
+profile = "offline"
+models = [["clipbook-tiny-rn", "toyworld"]]
+datasets = ["toy", "toy-noise"]
 seeds = [1, 2, 3]
-samples_per_class = 16  # labelled train images sampled and captioned per class (official datasampler.py k: 100)
-images_per_class = 16  # support images generated per class (official generate_caps.py --images_per_class)
-caption_level = "long"  # offline captioner: the world.caption level standing in for ShareCaptioner
-support_domain = "photo"  # offline generator style: "photo" (always photos) or "caption" (the style captioned)
-temperature = 0.5  # softmax temperature of the KL term (official --temperature)
-alpha_search = [0.1, 50.0, 20]  # [first, end (excluded), steps] of the official madapter.py grid
-beta_search = [1.0, 50.0, 200]
-gamma_search = [0.1, 30.0, 50]
-delta_steps = 11  # delta runs from 0 to 1 in equal steps (official: 0, 0.1, ..., 1)
-caps_root = "~/data/caps"  # paper profile: the official CapS output folder (holds caps_sd/<dataset>/<class>/)
-ablate_support_domain = True  # offline: rerun the shifted datasets with the other support_domain
+samples_per_class = 16
+images_per_class = 16
+caption_level = "long"
+support_domain = "photo"
+text_prompt_type = "combined"
+temperature = 0.5
+alpha_steps = 20
+beta_steps = 200
+gamma_steps = 50
+delta_steps = 11
+caps_root = "~/data/caps"
+ablate_support_domain = True
 device = "auto"
 
+# %% tags=["parameter-spec"]
+from clipbook.batch.parameters import Bool, Float, Int, Str, declare
+
+SPEC = declare(
+    "profile", "models", "datasets", "seeds", "device",
+    samples_per_class=Int(minimum=1, help="labelled train images sampled and captioned per class "
+                                          "(official datasampler.py --k, default 100)"),
+    images_per_class=Int(minimum=1, help="support images generated per class (official generate_caps.py "
+                                         "--images_per_class: required, no default; encode_caps.py defaults to "
+                                         "10); the paper's value is unconfirmed"),
+    caption_level=Str(["name", "short", "medium", "long", "description"],
+                      help="offline captioner: the world.caption level standing in for ShareCaptioner"),
+    support_domain=Str(["photo", "caption"], help="offline generator style: always photos, or the style the "
+                                                  "caption states"),
+    text_prompt_type=Str(["template", "ensemble", "cupl", "combined"],
+                         help="zero-shot classifier W (madapter.py --text_prompt_type, default combined: CuPL "
+                              "prompts plus the 7-template ensemble); template: the dataset's own template"),
+    temperature=Float(minimum=0, exclusive_minimum=True,
+                      help="softmax temperature of the KL term (madapter.py --temperature, default 0.5)"),
+    alpha_steps=Int(minimum=1, help="alpha grid points on [0.1, 50) (madapter.py hparam_search: 20)"),
+    beta_steps=Int(minimum=1, help="beta grid points on [1, 50) (madapter.py hparam_search: 200)"),
+    gamma_steps=Int(minimum=1, help="gamma grid points on [0.1, 30) (madapter.py hparam_search: 50)"),
+    delta_steps=Int(minimum=2, help="delta grid points from 0 to 1 (madapter.py hparam_search: 11)"),
+    caps_root=Str(help="paper profile: the official CapS output folder, which holds caps_sd/<dataset>/<class>/"),
+    ablate_support_domain=Bool(help="offline: rerun the shifted datasets with the other support_domain"),
+)
+
 # %%
-import copy
 import json
 import random
 import textwrap
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -71,35 +103,17 @@ import torch.nn.functional as F
 from PIL import Image
 
 import clipbook
-from clipbook import features, metrics, zeroshot
+from clipbook import descriptors, features, metrics, zeroshot
+from clipbook.claims import at_least, fact
 from clipbook.data import fewshot, registry
 from clipbook.determinism import DEFAULT_THREADS, SMALL_WORK_THREADS, deterministic_torch
+from clipbook.evaluation.classification import ClassificationTask
 from clipbook.models.loader import load_model
-from clipbook.report.record import record
+from clipbook.report.rows import summarise
 from clipbook.toyworld import world
 from clipbook.toyworld.text_to_image import SceneDataset, scene_from_caption
 
-session = clipbook.setup(profile, device=device)
-clipbook.preflight(models, datasets)  # missing weights or data fail here, before any encoding
-for name, value in {"samples_per_class": samples_per_class, "images_per_class": images_per_class}.items():
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-if caption_level not in world.CAPTION_LEVELS:
-    raise ValueError(f"unknown caption_level {caption_level!r}; accepted: {', '.join(world.CAPTION_LEVELS)}")
-if support_domain not in ("photo", "caption"):
-    raise ValueError(f"support_domain must be 'photo' or 'caption', got {support_domain!r}")
-if not isinstance(ablate_support_domain, bool):
-    raise ValueError(f"ablate_support_domain must be True or False, got {ablate_support_domain!r}")
-if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
-    raise ValueError(f"seeds must be a non-empty list of integers, got {seeds!r}")
-if not (isinstance(temperature, (int, float)) and temperature > 0):
-    raise ValueError(f"temperature must be a positive number, got {temperature!r}")
-for name, spec in {"alpha_search": alpha_search, "beta_search": beta_search, "gamma_search": gamma_search}.items():
-    if not (isinstance(spec, list) and len(spec) == 3 and isinstance(spec[2], int) and spec[2] >= 1
-            and spec[0] < spec[1]):
-        raise ValueError(f"{name} must be [first, end, steps] with first < end and steps >= 1, got {spec!r}")
-if isinstance(delta_steps, bool) or not isinstance(delta_steps, int) or delta_steps < 2:
-    raise ValueError(f"delta_steps must be an integer >= 2 (delta runs from 0 to 1), got {delta_steps!r}")
+session = clipbook.start(SPEC, globals())
 
 
 def official_grid(first, end, steps):
@@ -107,11 +121,82 @@ def official_grid(first, end, steps):
     return torch.tensor([i * (end - first) / steps + first for i in range(steps)], dtype=torch.float64)
 
 
-alphas, betas, gammas = (official_grid(*spec) for spec in (alpha_search, beta_search, gamma_search))
+# madapter.py hparam_search: search_scale = [50, 50, 30, 10], search_step = [200, 20, 50, 11]
+OFFICIAL_STEPS = {"alpha": 20, "beta": 200, "gamma": 50, "delta": 11}
+OFFICIAL_TEMPERATURE = 0.5
+alphas, betas, gammas = official_grid(0.1, 50, alpha_steps), official_grid(1, 50, beta_steps), official_grid(
+    0.1, 30, gamma_steps)
 deltas = torch.tensor([i / (delta_steps - 1) for i in range(delta_steps)], dtype=torch.float64)
 grid_size = len(alphas) * len(betas) * len(gammas) * len(deltas)
 print(f"M-Adapter grid: {len(alphas)} alpha x {len(betas)} beta x {len(gammas)} gamma x {len(deltas)} delta "
       f"= {grid_size:,} points")
+
+# %% [markdown]
+# ## The zero-shot classifier
+#
+# Every method's logits start from $100\,fW$. The official `madapter.py` (and CapS's `tipx.py`) load
+# `--text_prompt_type combined` by default: the weights `run_cupl_baseline.py` builds, where each class's text
+# embedding is the normalised mean over the 7 Tip-Adapter templates filled with the class name *and* the class's
+# CuPL prompts (GPT-3 descriptions shipped in `gpt3_prompts/CuPL_prompts_<dataset>.json`, generated by SuS-X), all
+# L2-normalised first. The CuPL files are read through the library's descriptor sources, pinned to the official
+# commit; a file that is not there is an error naming it, its source and where to put it. Offline, the toy world's
+# own class descriptions stand in for the GPT-3 prompts, written as sentences in its caption grammar. Zero-shot CLIP
+# below is this same classifier (the official `run_zs_baseline.py` reports the 7-template ensemble alone, which
+# `text_prompt_type = "ensemble"` selects).
+
+# %%
+CAPS_REPOSITORY, CAPS_COMMIT = "WLuLi/CapS-Adapter", "bb2182a15e6246951dadcc6ca22e128c1483cff4"
+# the official scripts' dataset names, where they differ from the registry's
+OFFICIAL_DATASET_NAMES = {"oxford_pets": "oxfordpets", "stanford_cars": "stanfordcars",
+                          "oxford_flowers": "flowers102", "fgvc_aircraft": "fgvcaircraft"}
+
+
+def cupl_source(dataset_name: str) -> str:
+    """The descriptor source of a dataset's CuPL prompts: the official file, or the toy world's descriptions."""
+    if registry.DATASETS[dataset_name]["kind"] == "toy":
+        return "toyworld"
+    stem = OFFICIAL_DATASET_NAMES.get(dataset_name, dataset_name)
+    name, file = f"caps-cupl-{stem}", f"gpt3_prompts/CuPL_prompts_{stem}.json"
+    if name not in descriptors.DESCRIPTOR_SOURCES:
+        descriptors.register_descriptor_source(
+            name, kind="json-url", url=f"https://raw.githubusercontent.com/{CAPS_REPOSITORY}/{CAPS_COMMIT}/{file}",
+            file=f"github.com/{CAPS_REPOSITORY}/blob/{CAPS_COMMIT}/{file}", paper="CapS-Adapter (notebook caps-adapter)")
+    return name
+
+
+def cupl_prompts(dataset_name: str, classnames: list[str]) -> list[list[str]]:
+    """Per class, its CuPL prompts, looked up by the class name with spaces (run_cupl_baseline.py)."""
+    source = cupl_source(dataset_name)
+    found = descriptors.load_descriptors(source)
+    if source == "toyworld":  # descriptions ("no corners") as sentences of the world's caption grammar
+        found = {name: [f"a photo of a {name}. It has {d}." for d in items] for name, items in found.items()}
+    names = [c.replace("_", " ") for c in classnames]
+    missing = [n for n in names if n not in found]
+    if missing:
+        where = descriptors.DESCRIPTOR_SOURCES[source].get("file", source)
+        raise KeyError(f"the CuPL prompts of {dataset_name!r} ({where}) have no entry for {missing[:5]}")
+    return [found[n] for n in names]
+
+
+class CapsTask(ClassificationTask):
+    """The library's classification harness with the official zero-shot classifier W."""
+
+    @cached_property
+    def text_weights(self) -> torch.Tensor:
+        """run_cupl_baseline.py zeroshot_classifier: ensemble templates, then the CuPL prompts, one mean per class."""
+        if text_prompt_type == "template":
+            return super().text_weights
+        names = [c.replace("_", " ") for c in self.classnames]
+        prompts = [[t.format(n) for t in zeroshot.TIP_IMAGENET_TEMPLATES] if text_prompt_type != "cupl" else []
+                   for n in names]
+        if text_prompt_type in ("cupl", "combined"):
+            prompts = [own + cupl for own, cupl in zip(prompts, cupl_prompts(self.dataset_name, self.classnames))]
+        return zeroshot.prompt_set_classifier(self.loaded, prompts)
+
+
+if text_prompt_type in ("cupl", "combined"):  # fail before any encoding if a CuPL file is missing
+    for dataset_name in datasets:
+        cupl_prompts(dataset_name, registry.load_dataset(dataset_name, "test").classnames)
 
 # %% [markdown]
 # ## The support set: sample, caption, generate
@@ -121,8 +206,10 @@ print(f"M-Adapter grid: {len(alphas)} alpha x {len(betas)} beta x {len(gammas)} 
 # cycling through the class's captions in random order until `images_per_class` images exist (`generate_caps.py`).
 # The support features are CLIP's image features of the generated images, $F_I$, and CLIP's text features of their
 # prompts, $F_C$ (`encode_caps.py`; its 10 "augment epochs" all use the deterministic eval preprocessing, so
-# their average is one pass). Offline, `world.caption` is the captioner, and `scene_from_caption` is the generator:
-# faithful to every attribute the caption states, random in everything else.
+# their average is one pass). How many images per class the paper generated is unconfirmed: `generate_caps.py`
+# requires the number, `encode_caps.py` defaults to 10, and the paper profile's 100 (one per sampled image) is our
+# choice. Offline, `world.caption` is the captioner, and `scene_from_caption` is the generator: faithful to every
+# attribute the caption states, random in everything else.
 
 # %%
 def caption_prompt(classname: str, caption: str) -> str:
@@ -144,11 +231,6 @@ def generate_toy_support(train, indices, seed, style):
             prompts.append(prompt)
             sources.append(source)
     return SceneDataset(scenes, name=f"{train.name}-caps-{style}", split=f"seed{seed}"), prompts, sources
-
-
-# the official scripts' dataset folder names, where they differ from the registry's
-OFFICIAL_DATASET_NAMES = {"oxford_pets": "oxfordpets", "stanford_cars": "stanfordcars",
-                          "oxford_flowers": "flowers102", "fgvc_aircraft": "fgvcaircraft"}
 
 
 def _folder_key(name: str) -> str:
@@ -204,7 +286,7 @@ if session.profile == "paper":  # fail before any encoding if a support set is m
 # %% [markdown]
 # ## The method: M-Adapter
 #
-# With L2-normalised test features $f$, the zero-shot classifier $W$ ("a photo of a {}."), support image features
+# With L2-normalised test features $f$, the zero-shot classifier $W$ (above), support image features
 # $F_I$, support caption features $F_C$ and one-hot support labels $L$, M-Adapter blends the two affinities,
 #
 # $$A = (1-\delta)\, f F_I^\top + \delta\, f F_C^\top, \qquad
@@ -221,16 +303,21 @@ if session.profile == "paper":  # fail before any encoding if a support set is m
 # $\alpha, \beta, \gamma, \delta$ come from a grid search on the validation split. The functions follow
 # `madapter.py` (`compute_image_text_distributions`, `get_kl_divergence_sims`, `scale_`, `hparam_search`).
 #
-# **A bug in the official code.** CapS's `compute_image_text_distributions` computes `features @ weights` and then
-# overwrites it with `softmax(features / temp)`: a softmax over the raw feature dimensions instead of over the
-# class logits (SuS-X's `tipx.py`, which it adapts, softmaxes the logits). We implement the paper's (intended)
-# version as *the* method and run the faithful, buggy one beside it.
+# **Two KL variants.** CapS's `compute_image_text_distributions` (in `madapter.py` and in its own `tipx.py`)
+# computes `features @ weights` and then overwrites it with `softmax(features / temp)`: a softmax over the raw
+# feature dimensions instead of over the class logits (SuS-X's `tipx.py`, which it adapts, softmaxes the logits).
+# The released code produced the paper's numbers, so both run: *official KL* (as released) and *class-logit KL*
+# (SuS-X's). Methods without a suffix use the class-logit KL.
 
 # %%
-def class_distributions(image_features, text_weights, faithful_bug=False):
+CLASS_LOGIT_KL, OFFICIAL_KL = "class logits", "official"
+KL_VARIANTS = {CLASS_LOGIT_KL: False, OFFICIAL_KL: True}  # variant -> softmax over the raw features (as released)
+
+
+def class_distributions(image_features, text_weights, features_softmax=False):
     """TIP-X's per-image class distribution softmax(f W / tau) (SuS-X tipx.py compute_image_text_distributions).
-    faithful_bug=True is CapS madapter.py's version: softmax over the raw features, softmax(f / tau)."""
-    if faithful_bug:
+    features_softmax=True is CapS madapter.py's version as released: softmax over the raw features, softmax(f / tau)."""
+    if features_softmax:
         return torch.softmax(image_features / temperature, dim=-1)
     return torch.softmax(image_features @ text_weights / temperature, dim=-1)
 
@@ -257,20 +344,17 @@ class Terms:
     onehot: torch.Tensor  # (S, K) support labels L             [train_images_targets]
 
 
-KL_VARIANTS = {"paper": False, "official bug": True}  # variant -> faithful_bug
-
-
 def make_terms(split, image_features, labels, text_weights, support_images, support_captions, support_labels):
     f, W = image_features.double(), text_weights.double()
     images, captions = support_images.double(), support_captions.double()
-    kl = {variant: kl_divergences(class_distributions(f, W, bug), class_distributions(images, W, bug))
-          for variant, bug in KL_VARIANTS.items()}
+    kl = {variant: kl_divergences(class_distributions(f, W, raw), class_distributions(images, W, raw))
+          for variant, raw in KL_VARIANTS.items()}
     return Terms(split=split, labels=torch.as_tensor(labels), zero_shot=100.0 * f @ W, image_affinity=f @ images.T,
                  caption_affinity=f @ captions.T, kl=kl,
                  onehot=F.one_hot(torch.as_tensor(support_labels), W.shape[1]).double())
 
 
-def madapter_terms(terms, beta, delta, variant="paper"):
+def madapter_terms(terms, beta, delta, variant=CLASS_LOGIT_KL):
     """The cache and KL logits at one (beta, delta) (madapter.py hparam_search, inside its loops)."""
     affinity = (1 - delta) * terms.image_affinity + delta * terms.caption_affinity
     cache = torch.exp(beta * (affinity - 1)) @ terms.onehot
@@ -278,7 +362,7 @@ def madapter_terms(terms, beta, delta, variant="paper"):
     return cache, kl
 
 
-def madapter_logits(terms, alpha, beta, gamma=0.0, delta=0.0, variant="paper"):
+def madapter_logits(terms, alpha, beta, gamma=0.0, delta=0.0, variant=CLASS_LOGIT_KL):
     cache, kl = madapter_terms(terms, beta, delta, variant)
     return terms.zero_shot + alpha * cache + gamma * kl
 
@@ -388,10 +472,11 @@ def first_best(counts, *grids):
 # ### Baselines on the same budget, with the same grid protocol
 #
 # - **Zero-shot CLIP**: $100\,fW$.
-# - **Tip-Adapter** (training-free): the cache holds the *real* sampled training images,
-#   $100\,fW + \alpha\exp(-\beta(1-fF_{\text{real}}^\top))L$; α, β from the same grids (official loop order β, α).
 # - **TIP-X** (SuS-X's adapter): the generated images, image cache plus KL term, no captions — M-Adapter at δ = 0,
-#   searched over α, β, γ (SuS-X's loop order α, β, γ is the M-Adapter grid's δ = 0 slice).
+#   searched over α, β, γ in the loop order of CapS's own `tipx.py` (α, β, γ on the same grids: the M-Adapter grid's
+#   δ = 0 slice). Like M-Adapter it runs with both KL variants; CapS's `tipx.py` has the official one.
+# - **Tip-Adapter** (training-free), a reference: the cache holds the *real* sampled training images,
+#   $100\,fW + \alpha\exp(-\beta(1-fF_{\text{real}}^\top))L$; α, β from the same grids (official loop order β, α).
 
 # %%
 def tip_adapter_grid(terms):
@@ -405,9 +490,11 @@ def tip_adapter_grid(terms):
 # %% [markdown]
 # ## The experiment
 #
-# For each dataset and seed: sample `samples_per_class` labelled training images per class, build the support set,
-# search each method's hyper-parameters on the validation split, and report test accuracy. Image features go
-# through the library's feature cache; the generated support set is cached under a hash of its scenes.
+# For each model, dataset and seed: sample `samples_per_class` labelled training images per class, build the support
+# set, search each method's hyper-parameters on the validation split, and measure test accuracy. The library's
+# classification harness holds the splits, the cached features and the zero-shot classifier; the generated support
+# set is cached under a hash of its scenes. Each method gives two rows: test accuracy (`accuracy`) and the
+# validation accuracy at the point its search chose (`val accuracy`).
 
 # %%
 @dataclass
@@ -420,100 +507,119 @@ class Support:
     caption_features: torch.Tensor  # F_C
 
 
-class Task:
-    """One model on one dataset: zero-shot classifier, cached val/test features, support sets per seed."""
+def build_support(task, seed, style=support_domain):
+    train = task.split("train")
+    indices = fewshot.sample_few_shot(train.labels, samples_per_class, seed)
+    if session.profile == "paper":
+        generated = CapsFolder(caps_root, task.dataset_name, task.classnames, seed)
+        prompts, sources = generated.prompts, [None] * len(generated)
+    else:
+        generated, prompts, sources = generate_toy_support(train, indices, seed, style)
+    with deterministic_torch():
+        caption_features = F.normalize(task.loaded.encode_text_prompts(prompts).float().cpu(), dim=-1)
+    return Support(indices, generated, prompts, sources, features.image_features(task.loaded, generated),
+                   caption_features)
 
-    def __init__(self, model_name, tag, dataset_name):
-        self.model_name, self.dataset_name = model_name, dataset_name
-        self.loaded = load_model(model_name, tag, device=session.device)
-        self.train = registry.load_dataset(dataset_name, "train")
-        val, test = registry.load_dataset(dataset_name, "val"), registry.load_dataset(dataset_name, "test")
-        templates = getattr(self.train, "templates", None) or zeroshot.TOY_TEMPLATES
-        self.text_weights = zeroshot.zero_shot_classifier(self.loaded, self.train.classnames, templates)
-        self.splits = {"val": (features.image_features(self.loaded, val), val.labels),
-                       "test": (features.image_features(self.loaded, test), test.labels)}
 
-    def support(self, seed, style=support_domain):
-        indices = fewshot.sample_few_shot(self.train.labels, samples_per_class, seed)
-        if session.profile == "paper":
-            generated = CapsFolder(caps_root, self.dataset_name, self.train.classnames, seed)
-            prompts, sources = generated.prompts, [None] * len(generated)
-        else:
-            generated, prompts, sources = generate_toy_support(self.train, indices, seed, style)
-        with deterministic_torch():
-            caption_features = F.normalize(self.loaded.encode_text_prompts(prompts).float().cpu(), dim=-1)
-        return Support(indices, generated, prompts, sources, features.image_features(self.loaded, generated),
-                       caption_features)
-
-    def terms(self, support):
-        """Terms of every split for M-Adapter/TIP-X (generated support set) and Tip-Adapter (real images)."""
-        real = features.image_features(self.loaded, self.train, indices=support.indices)
-        out = {}
-        for split, (x, labels) in self.splits.items():
-            out["caps", split] = make_terms(split, x, labels, self.text_weights, support.image_features,
-                                            support.caption_features, support.generated.labels)
-            out["tip", split] = make_terms(split, x, labels, self.text_weights, real, real,
-                                           self.train.labels[support.indices])
-        return out
+def make_all_terms(task, support, evaluation):
+    """Terms of every split for M-Adapter/TIP-X (generated support set) and Tip-Adapter (real images)."""
+    real, real_labels = task.features("train", support.indices)
+    out = {}
+    for split, (x, labels) in evaluation.items():
+        out["caps", split] = make_terms(split, x, labels, task.text_weights, support.image_features,
+                                        support.caption_features, support.generated.labels)
+        out["tip", split] = make_terms(split, x, labels, task.text_weights, real, real, real_labels)
+    return out
 
 
 # Offline, the searches run thousands of small tensor operations (~1 M elements or fewer): the library's small-work
 # thread count.
 SEARCH_THREADS = SMALL_WORK_THREADS if session.offline else DEFAULT_THREADS
+CAPS = {CLASS_LOGIT_KL: "CapS-Adapter", OFFICIAL_KL: "CapS-Adapter (official KL)"}
+TIPX = {CLASS_LOGIT_KL: "TIP-X", OFFICIAL_KL: "TIP-X (official KL)"}
+METHODS = ["zero-shot CLIP", TIPX[OFFICIAL_KL], CAPS[OFFICIAL_KL], TIPX[CLASS_LOGIT_KL], CAPS[CLASS_LOGIT_KL],
+           "Tip-Adapter (real images)"]
 
 
-def run_seed(task, seed, style=support_domain):
-    """Every method on one seed: hyper-parameters chosen on validation, accuracy measured on test."""
-    support = task.support(seed, style)
-    with deterministic_torch(threads=SEARCH_THREADS):
-        return evaluate_methods(task, seed, support, task.terms(support))
-
-
-def evaluate_methods(task, seed, support, terms):
-    """Each method's grid search on the validation terms, then its test accuracy at the chosen point."""
-    val, test = terms["caps", "val"], terms["caps", "test"]
+def search_and_test(task, seed, terms):
+    """Each method's grid search on the validation terms, then its test accuracy at the chosen point: tidy rows,
+    the best validation accuracy at each delta, and the full grid counts."""
     base = {"model": task.model_name, "dataset": task.dataset_name, "seed": seed}
 
-    def row(method, test_terms, correct, **chosen):
-        return {**base, "method": method, **chosen, "val": 100 * correct / len(val.labels),
-                "test": metrics.accuracy(madapter_logits(test_terms, **chosen), test_terms.labels)}
+    def rows_for(method, kind, correct, **chosen):
+        val, test = terms[kind, "val"], terms[kind, "test"]
+        row = {**base, "method": method, **chosen}
+        return [{**row, "metric": "accuracy", "value": metrics.accuracy(madapter_logits(test, **chosen), test.labels)},
+                {**row, "metric": "val accuracy", "value": 100 * correct / len(val.labels)}]
 
-    rows = [{**base, "method": "zero-shot CLIP", "val": metrics.accuracy(val.zero_shot, val.labels),
-             "test": metrics.accuracy(test.zero_shot, test.labels)}]
     (beta, alpha), correct = first_best(tip_adapter_grid(terms["tip", "val"]), betas, alphas)
-    rows.append(row("Tip-Adapter (real images)", terms["tip", "test"], correct, alpha=alpha, beta=beta))
-    counts = madapter_grid(val)
-    # TIP-X is the delta = 0 slice of the paper variant, searched in SuS-X's loop order alpha, beta, gamma
-    (alpha, beta, gamma), correct = first_best(counts["paper"][:, :, 0, :], alphas, betas, gammas)
-    rows.append(row("TIP-X (generated images)", test, correct, alpha=alpha, beta=beta, gamma=gamma, delta=0.0))
-    for variant, method in (("paper", "CapS-Adapter"), ("official bug", "CapS-Adapter (official bug)")):
-        (alpha, beta, delta, gamma), correct = first_best(counts[variant], alphas, betas, deltas, gammas)
-        rows.append(row(method, test, correct, alpha=alpha, beta=beta, gamma=gamma, delta=delta, variant=variant))
+    rows = rows_for("Tip-Adapter (real images)", "tip", correct, alpha=alpha, beta=beta)
+    counts = madapter_grid(terms["caps", "val"])
+    for variant, grid in counts.items():
+        (alpha, beta, gamma), correct = first_best(grid[:, :, 0, :], alphas, betas, gammas)  # TIP-X: delta = 0
+        rows += rows_for(TIPX[variant], "caps", correct, alpha=alpha, beta=beta, gamma=gamma, delta=0.0,
+                         variant=variant)
+        (alpha, beta, delta, gamma), correct = first_best(grid, alphas, betas, deltas, gammas)
+        rows += rows_for(CAPS[variant], "caps", correct, alpha=alpha, beta=beta, gamma=gamma, delta=delta,
+                         variant=variant)
     # the best validation accuracy reachable at each delta: how much the caption features are worth
-    curves = [{**base, "variant": variant, "delta": float(delta), "best val": 100 * int(best) / len(val.labels)}
+    n_val = len(terms["caps", "val"].labels)
+    curves = [{**base, "variant": variant, "delta": float(delta), "best val": 100 * int(best) / n_val}
               for variant, grid in counts.items() for delta, best in zip(deltas, grid.amax(dim=(0, 1, 3)))]
-    return {"rows": rows, "curves": curves, "support": support, "terms": terms, "counts": counts}
+    return rows, curves, counts
 
 
-tasks = [Task(name, tag, ds) for name, tag in models for ds in datasets]
-runs = {(task.dataset_name, seed): run_seed(task, seed) for task in tasks for seed in seeds}
-first_run = runs[datasets[0], seeds[0]]
-for run in runs.values():  # keep the full grid of the first run only, for the sanity checks
-    if run is not first_run:
-        run.pop("counts")
-results = pd.DataFrame([row for run in runs.values() for row in run["rows"]])
-METHODS = ["zero-shot CLIP", "Tip-Adapter (real images)", "TIP-X (generated images)", "CapS-Adapter",
-           "CapS-Adapter (official bug)"]
-summary = (results.groupby(["model", "dataset", "method"])["test"].agg(["mean", "std"]).unstack("dataset")
-           .reindex(METHODS, level="method").round(2))
-summary
+def val_accuracy_recomputed(run_rows, terms):
+    """Whether every row's validation accuracy is the one recomputed from the logits at its chosen point."""
+    same = []
+    for row in run_rows:
+        if row["metric"] == "val accuracy":
+            val = terms["tip" if row["method"].startswith("Tip-Adapter") else "caps", "val"]
+            chosen = {k: row[k] for k in ("alpha", "beta", "gamma", "delta", "variant") if k in row}
+            same.append(abs(metrics.accuracy(madapter_logits(val, **chosen), val.labels) - row["value"]) < 1e-9)
+    return bool(same) and all(same)
 
+
+def run_seed(task, seed, style=support_domain, evaluation=None):
+    """Every method on one seed; `evaluation` replaces the (features, labels) of val and test (sanity checks)."""
+    evaluation = evaluation or {split: task.features(split) for split in ("val", "test")}
+    support = build_support(task, seed, style)
+    with deterministic_torch(threads=SEARCH_THREADS):
+        terms = make_all_terms(task, support, evaluation)
+        rows, curves, counts = search_and_test(task, seed, terms)
+        recomputed = val_accuracy_recomputed(rows, terms)
+    return {"rows": rows, "curves": curves, "counts": counts, "support": support, "terms": terms,
+            "val recomputed": recomputed}
+
+
+def zero_shot_rows(task):
+    base = {"model": task.model_name, "dataset": task.dataset_name, "method": "zero-shot CLIP"}
+    return [{**base, "metric": "accuracy", "value": task.zero_shot_accuracy("test")},
+            {**base, "metric": "val accuracy", "value": task.zero_shot_accuracy("val")}]
+
+
+tasks = [CapsTask(load_model(name, tag, device=session.device), dataset) for name, tag in models for dataset in datasets]
+runs = {}
+for task in tasks:
+    for seed in seeds:
+        run = run_seed(task, seed)
+        if runs:  # keep the terms and full grid of the first run only, for the sanity checks
+            del run["terms"], run["counts"]
+        if seed != seeds[0]:
+            del run["support"]
+        runs[task.model_name, task.dataset_name, seed] = run
+first_run = runs[tasks[0].model_name, tasks[0].dataset_name, seeds[0]]
+rows = pd.DataFrame([row for task in tasks for row in zero_shot_rows(task)]
+                    + [row for run in runs.values() for row in run["rows"]])
+(summarise(rows).pivot_table(index=["model", "dataset", "method"], columns="metric", values=["mean", "std"])
+ .reindex(METHODS, level="method").round(2))
 
 # %% [markdown]
-# Per seed, the hyper-parameters each method chose on validation and its validation and test accuracy:
+# Per seed, the hyper-parameters each method chose on validation and its test accuracy:
 
 # %%
-results.drop(columns="model").round(3)
+(rows[(rows.metric == "accuracy") & rows.seed.notna()]
+ .drop(columns=["model", "metric"]).astype({"seed": int}).round(3).reset_index(drop=True))
 
 # %% [markdown]
 # ## What the generator makes of a caption
@@ -524,14 +630,15 @@ results.drop(columns="model").round(3)
 
 # %%
 def show_support_examples(columns=4):
-    picks = [j * len(tasks[0].train.classnames) // columns * images_per_class for j in range(columns)]
-    fig, axes = plt.subplots(2 * len(tasks), columns, figsize=(2.9 * columns, 3.6 * 2 * len(tasks)), squeeze=False)
-    for row, task in enumerate(tasks):
-        support = runs[task.dataset_name, seeds[0]]["support"]
+    shown = [task for task in tasks if task.model_name == tasks[0].model_name]
+    fig, axes = plt.subplots(2 * len(shown), columns, figsize=(2.9 * columns, 3.6 * 2 * len(shown)), squeeze=False)
+    for row, task in enumerate(shown):
+        support = runs[task.model_name, task.dataset_name, seeds[0]]["support"]
+        picks = [j * task.num_classes // columns * images_per_class for j in range(columns)]
         for column, j in enumerate(picks):
             top, bottom = axes[2 * row, column], axes[2 * row + 1, column]
             if support.sources[j] is not None:
-                top.imshow(task.train[support.sources[j]][0])
+                top.imshow(task.split("train")[support.sources[j]][0])
             top.set_title(textwrap.fill(support.prompts[j], 38), fontsize=6.5, fontweight="normal")
             bottom.imshow(support.generated[j][0])
             for ax in (top, bottom):
@@ -551,20 +658,21 @@ plt.show()
 # The noisy domain's captions say "a noisy photo of …", and a text-to-image model would follow them. The main
 # experiment renders photos regardless (`support_domain = "photo"`), so its support set does not mirror the shifted
 # test domain; here each shifted dataset is run again with the other choice, so that the generated images take the
-# style the caption states (or the reverse, if `support_domain` is "caption").
+# style the caption states (or the reverse, if `support_domain` is "caption"). Test accuracy, first seed (an
+# ablation, outside the claims; one seed keeps the offline run within its time budget).
 
 # %%
 other_style = {"photo": "caption", "caption": "photo"}[support_domain]
-shifted = [task for task in tasks if getattr(task.train, "config", {}).get("domain", "photo") != "photo"]
-ablation_methods = ["TIP-X (generated images)", "CapS-Adapter", "CapS-Adapter (official bug)"]
+shifted = [task for task in tasks if getattr(task.split("train"), "config", {}).get("domain", "photo") != "photo"]
+ablation_methods = [TIPX[OFFICIAL_KL], CAPS[OFFICIAL_KL], TIPX[CLASS_LOGIT_KL], CAPS[CLASS_LOGIT_KL]]
 ablation = pd.DataFrame()
 if ablate_support_domain and session.profile == "offline" and shifted:
     ablation_rows = [{**row, "support style": style}
-                     for task in shifted for seed in seeds
-                     for style, rows in ((support_domain, runs[task.dataset_name, seed]["rows"]),
-                                         (other_style, run_seed(task, seed, other_style)["rows"]))
-                     for row in rows if row["method"] in ablation_methods]
-    ablation = (pd.DataFrame(ablation_rows).groupby(["dataset", "support style", "method"])["test"].mean()
+                     for task in shifted for seed in seeds[:1]
+                     for style, style_rows in ((support_domain, runs[task.model_name, task.dataset_name, seed]["rows"]),
+                                               (other_style, run_seed(task, seed, other_style)["rows"]))
+                     for row in style_rows if row["method"] in ablation_methods and row["metric"] == "accuracy"]
+    ablation = (pd.DataFrame(ablation_rows).groupby(["model", "dataset", "support style", "method"])["value"].mean()
                 .unstack("method")[ablation_methods].round(2))
 ablation
 
@@ -598,17 +706,17 @@ def official_loop(terms, variant, alpha_index, beta_index, delta_index):
     return table, best_point
 
 
-def independent_cache(test_features, support_features, support_labels, beta):
+def independent_cache(test_features, support_features, support_labels, beta, num_classes):
     # the cached features are unit vectors, so their dot products are the cosines
     cosine = test_features.numpy().astype(np.float64) @ support_features.numpy().astype(np.float64).T
     return np.stack([np.exp(-beta * (1 - cosine[:, support_labels == c])).sum(axis=1)
-                     for c in range(len(tasks[0].train.classnames))], axis=1)
+                     for c in range(num_classes)], axis=1)
 
 
-def scipy_kl(features_a, features_b, text_weights, faithful_bug, rows=50):
+def scipy_kl(features_a, features_b, text_weights, features_softmax, rows=50):
     def distribution(x):
         x = x.numpy().astype(np.float64)
-        return scipy.special.softmax((x if faithful_bug else x @ text_weights.numpy()) / temperature, axis=1)
+        return scipy.special.softmax((x if features_softmax else x @ text_weights.numpy()) / temperature, axis=1)
 
     p, q = distribution(features_a[:rows]), distribution(features_b)
     return scipy.stats.entropy(p[:, None, :], q[None, :, :], axis=-1)
@@ -617,16 +725,18 @@ def scipy_kl(features_a, features_b, text_weights, faithful_bug, rows=50):
 def sanity_checks():
     task, terms, support = tasks[0], first_run["terms"], first_run["support"]
     val, test = terms["caps", "val"], terms["caps", "test"]
+    x_val, _ = task.features("val")
+    x_test, y_test = task.features("test")
     checks = {}
     checks["alpha=gamma=0 logits == zero-shot logits (bitwise)"] = all(
         torch.equal(madapter_logits(test, 0.0, float(b), 0.0, float(d), v), test.zero_shot)
         for b in betas[::99] for d in deltas[::5] for v in KL_VARIANTS)
-    beta = float(betas[57])
+    beta = float(betas[len(betas) // 3])
     ours = ((madapter_logits(test, 1.0, beta) - test.zero_shot)).numpy()
-    reference = independent_cache(task.splits["test"][0], support.image_features, support.generated.labels, beta)
+    reference = independent_cache(x_test, support.image_features, support.generated.labels, beta, task.num_classes)
     checks["delta=gamma=0 cache - independent Tip-Adapter cache (max abs)"] = float(np.abs(ours - reference).max())
-    for variant, bug in KL_VARIANTS.items():
-        reference = scipy_kl(task.splits["val"][0], support.image_features, task.text_weights, bug)
+    for variant, raw in KL_VARIANTS.items():
+        reference = scipy_kl(x_val, support.image_features, task.text_weights, raw)
         checks[f"KL ({variant}) - scipy.stats.entropy (max abs)"] = float(
             np.abs(val.kl[variant][: len(reference)].numpy() - reference).max())
     sub = tuple([0, n // 2, n - 1] for n in (len(alphas), len(betas), len(deltas)))  # first, middle, last
@@ -640,26 +750,16 @@ def sanity_checks():
         index = np.unravel_index(int(torch.argmax(sub_counts)), sub_counts.shape)
         checks[f"grid vs official loop ({variant}): same point chosen"] = (
             tuple(int(grid[i]) for grid, i in zip(sub, index[:3])) + (int(index[3]),) == point)
-    poisoned = copy.copy(task)
-    x_test, y_test = task.splits["test"]
-    poisoned.splits = {**task.splits, "test": (torch.randn(x_test.shape, generator=torch.Generator().manual_seed(0)),
-                                               np.random.default_rng(0).permutation(y_test))}
-    chosen = ["method", "alpha", "beta", "gamma", "delta", "val"]
+    noise = torch.randn(x_test.shape, generator=torch.Generator().manual_seed(0))
+    shuffled = torch.as_tensor(np.random.default_rng(0).permutation(y_test.numpy()))
+    again = pd.DataFrame(run_seed(task, seeds[0], evaluation={"val": task.features("val"),
+                                                                "test": (noise, shuffled)})["rows"])
     original = pd.DataFrame(first_run["rows"])
-    again = pd.DataFrame(run_seed(poisoned, seeds[0])["rows"])
-    checks["test set replaced by noise: choices and val accuracy unchanged"] = original[chosen].equals(again[chosen])
-    checks["test set replaced by noise: test accuracy changed"] = not original["test"].equals(again["test"])
-    recomputed = []
-    for run in runs.values():
-        for row in run["rows"]:
-            if "alpha" in row and not pd.isna(row["alpha"]):
-                key = "tip" if row["method"].startswith("Tip-Adapter") else "caps"
-                params = {k: row[k] for k in ("alpha", "beta", "gamma", "delta", "variant")
-                          if k in row and not pd.isna(row[k])}
-                terms_val = run["terms"][key, "val"]
-                accuracy = metrics.accuracy(madapter_logits(terms_val, **params), terms_val.labels)
-                recomputed.append(abs(accuracy - row["val"]) < 1e-9)
-    checks["reported val accuracy == recomputed at the chosen point (all runs)"] = all(recomputed)
+    on_val, on_test = original.metric == "val accuracy", original.metric == "accuracy"
+    checks["test set replaced by noise: choices and val accuracy unchanged"] = original[on_val].equals(again[on_val])
+    checks["test set replaced by noise: test accuracy changed"] = not original[on_test].equals(again[on_test])
+    checks["reported val accuracy == recomputed at the chosen point (all runs)"] = all(
+        run["val recomputed"] for run in runs.values())
     return pd.Series(checks, dtype=object)
 
 
@@ -679,16 +779,17 @@ sanity.map(lambda v: f"{v:.2e}" if isinstance(v, float) else v)
 # ## Results
 #
 # Left: each method's test accuracy minus zero-shot CLIP's (mean ± sd over seeds). Right, one panel per dataset:
-# the best validation accuracy M-Adapter reaches at each δ (over all α, β, γ; mean over seeds) — δ = 0 is TIP-X
-# on the generated images, δ = 1 uses only the caption features in the cache.
+# the best validation accuracy M-Adapter reaches at each δ (over all α, β, γ; mean over seeds and models) — δ = 0
+# is TIP-X on the generated images, δ = 1 uses only the caption features in the cache.
 
 # %%
 def plot_results():
     fig, axes = plt.subplots(1, 1 + len(datasets), figsize=(6.5 + 3.6 * len(datasets), 4.2),
                              gridspec_kw={"width_ratios": [1.8] + [1] * len(datasets)})
-    zero_shot = results[results.method == "zero-shot CLIP"].set_index(["dataset", "seed"])["test"]
-    gains = results[results.method != "zero-shot CLIP"].assign(
-        gain=lambda frame: frame["test"].values - zero_shot.loc[list(zip(frame.dataset, frame.seed))].values)
+    test = rows[rows.metric == "accuracy"]
+    zero_shot = test[test.method == "zero-shot CLIP"].set_index(["model", "dataset"])["value"]
+    gains = test[test.method != "zero-shot CLIP"].assign(
+        gain=lambda frame: frame["value"].values - zero_shot.loc[list(zip(frame.model, frame.dataset))].values)
     sns.barplot(data=gains, x="dataset", y="gain", hue="method", hue_order=METHODS[1:], errorbar="sd", ax=axes[0])
     axes[0].axhline(0, color="black", linewidth=0.8)
     axes[0].set_ylabel("test accuracy - zero-shot CLIP (points)")
@@ -711,78 +812,71 @@ plt.show()
 # %% [markdown]
 # ## Where this notebook departs from the official code
 #
-# - **KL term**: the paper's (SuS-X's) softmax over class logits is the method; the official feature softmax is
-#   run beside it as "official bug".
+# - **KL term**: run both ways — as released (official KL, a softmax over the raw features) and as SuS-X computes it
+#   (class logits); the claims are stated for both.
 # - **Exactness and precision**: everything is float64 (the official KL logits are fp16 on a GPU), the KL matrix
 #   covers every image (the official `get_kl_divergence_sims` leaves the last N mod 10 rows at zero; all splits
 #   here are multiples of 10), and the vectorised search is checked against the official loop above.
-# - **Zero-shot classifier**: one template per dataset ("a photo of a {}." offline, CoOp's in the paper profile)
-#   instead of the official default "combined" CuPL + template ensemble, for M-Adapter and every baseline alike.
+# - **Zero-shot CLIP** uses the adapters' own classifier W (`text_prompt_type`), so the comparison isolates what the
+#   support set adds; the official `run_zs_baseline.py` reports the 7-template ensemble.
 # - **Tip-Adapter** is searched on M-Adapter's α and β grids (same protocol for every method), not on its own.
-# - **Offline support set**: 16 captioned and 16 generated images per class instead of k = 100; the captioner is
-#   `world.caption(level="long")` (the longest prompts exceed the tiny CLIP's 48 tokens and are cut, as
-#   CLIP cuts long ShareCaptioner captions at 77), the generator `text_to_image.scene_from_caption`. The grid,
+# - **Support set size**: the paper's images per class is unconfirmed (see above). Offline: 16 captioned and 16
+#   generated images per class instead of k = 100; the captioner is `world.caption(level="long")` (the longest
+#   prompts exceed the tiny CLIP's 48 tokens and are cut, as CLIP cuts long ShareCaptioner captions at 77), the
+#   generator `text_to_image.scene_from_caption`, the CuPL prompts the toy world's class descriptions. The grid,
 #   temperature and seeds are the official ones: nothing is reduced offline.
 
 # %% [markdown]
-# ## Verdict
+# ## What the paper reports
 #
-# The claim holds where CapS-Adapter's mean test accuracy beats zero-shot CLIP, Tip-Adapter on the real sampled
-# images and TIP-X on the same generated images, on every dataset. The paper's +2.19 % is an average over 19 real
-# datasets against the previous leading method (SuS-X, i.e. TIP-X on a generated support set); the closest number
-# here is the mean gain over TIP-X. The last column is the same gain on the validation split the 2.2 M-point grid
-# was searched on: where it is positive but the test gain is not, the extra hyper-parameter δ fits validation noise.
+# Nothing this notebook can compare row for row: the main table's cells are unconfirmed, and the abstract's one
+# confirmed number (+2.19 % over SuS-X, averaged over 19 datasets) compares CapS-Adapter with a method and support
+# set this notebook does not run. Rows added here once confirmed belong under the method
+# "CapS-Adapter (official KL)", the released code that produced them.
+
+# %% tags=["reported"]
+REPORTED = []
+
+# %% [markdown]
+# ## Claims
+#
+# The paper argues from averages over its datasets, so each claim is the mean test accuracy over seeds, then over
+# models and datasets, above the baseline's. Each is stated for the released code (official KL) and for the
+# class-logit KL. They require the official grid and temperature (a smaller grid is another protocol) and an encoder
+# whose zero-shot classifier carries class information (at least 10 points above chance on every dataset).
+
+# %% tags=["claims"]
+from clipbook.claims import Claim
+
+CLAIMS = [
+    Claim("beats-zero-shot", "CapS-Adapter as released (official KL) beats zero-shot CLIP "
+                             "(mean test accuracy over seeds, then datasets)",
+          method="CapS-Adapter (official KL)", baseline="zero-shot CLIP", requires=("official-grid", "encoder-signal")),
+    Claim("captions-beat-tip-x", "CapS-Adapter as released (official KL) beats TIP-X (official KL) on the same "
+                                 "caption-based support set: the caption features add accuracy "
+                                 "(mean test accuracy over seeds, then datasets)",
+          method="CapS-Adapter (official KL)", baseline="TIP-X (official KL)",
+          requires=("official-grid", "encoder-signal")),
+    Claim("beats-zero-shot-class-logit-kl", "CapS-Adapter with the class-logit KL beats zero-shot CLIP "
+                                            "(mean test accuracy over seeds, then datasets)",
+          method="CapS-Adapter", baseline="zero-shot CLIP", requires=("official-grid", "encoder-signal")),
+    Claim("captions-beat-tip-x-class-logit-kl", "CapS-Adapter with the class-logit KL beats TIP-X with the same KL on "
+                                                "the same caption-based support set "
+                                                "(mean test accuracy over seeds, then datasets)",
+          method="CapS-Adapter", baseline="TIP-X", requires=("official-grid", "encoder-signal")),
+]
 
 # %%
-means = results.groupby(["dataset", "method"])["test"].mean().unstack("method").reindex(datasets)
-verdict = pd.DataFrame({
-    "CapS-Adapter": means["CapS-Adapter"],
-    "vs zero-shot": means["CapS-Adapter"] - means["zero-shot CLIP"],
-    "vs Tip-Adapter (real)": means["CapS-Adapter"] - means["Tip-Adapter (real images)"],
-    "vs TIP-X (generated)": means["CapS-Adapter"] - means["TIP-X (generated images)"],
-    "official bug vs paper variant": means["CapS-Adapter (official bug)"] - means["CapS-Adapter"],
-})
-val_means = results.groupby(["dataset", "method"])["val"].mean().unstack("method").reindex(datasets)
-COMPARISONS = ["vs zero-shot", "vs Tip-Adapter (real)", "vs TIP-X (generated)"]
-verdict["beats all three"] = (verdict[COMPARISONS] > 0).all(axis=1)
-verdict["val: vs TIP-X"] = val_means["CapS-Adapter"] - val_means["TIP-X (generated images)"]
-claim_holds = bool(verdict["beats all three"].all())
-gain_over_tipx = float(verdict["vs TIP-X (generated)"].mean())
-verdict.round(2)
-
-# %%
-def suffix(dataset_name):
-    return "" if dataset_name == datasets[0] else f"_{dataset_name}"
-
-
-metric_values, baseline_values = {}, {}
-for dataset_name in datasets:
-    row = means.loc[dataset_name]
-    metric_values[f"caps_adapter{suffix(dataset_name)}"] = row["CapS-Adapter"]
-    metric_values[f"caps_adapter_official_bug{suffix(dataset_name)}"] = row["CapS-Adapter (official bug)"]
-    baseline_values[f"zero_shot{suffix(dataset_name)}"] = row["zero-shot CLIP"]
-    baseline_values[f"tip_adapter{suffix(dataset_name)}"] = row["Tip-Adapter (real images)"]
-    baseline_values[f"tip_x{suffix(dataset_name)}"] = row["TIP-X (generated images)"]
-metric_values["caps_gain_over_tip_x_average"] = gain_over_tipx
-for (dataset_name, style), row in (ablation.iterrows() if len(ablation) else []):
-    if style != support_domain:
-        metric_values[f"caps_adapter{suffix(dataset_name)}_support_{style}_style"] = row["CapS-Adapter"]
-        baseline_values[f"tip_x{suffix(dataset_name)}_support_{style}_style"] = row["TIP-X (generated images)"]
-# Reported: only the abstract's average gain over the previous leading method (19 datasets) is confirmed.
-reported_values = {"caps_gain_over_tip_x_average": 2.19} if session.profile == "paper" else {}
-
-failing = [f"{ds} ({', '.join(c for c in COMPARISONS if verdict.loc[ds, c] <= 0)})"
-           for ds in datasets if not verdict.loc[ds, "beats all three"]]
-result = record(
-    metrics=metric_values, baseline=baseline_values, reported=reported_values,
-    key_metric="caps_adapter", key_baseline="tip_x",
-    claim=("CapS-Adapter beats zero-shot CLIP, Tip-Adapter on the real sampled images and TIP-X on the same "
-           "generated support set, on every dataset (mean test accuracy over seeds)"),
-    claim_holds=claim_holds,
-    notes=("It held on every dataset." if claim_holds else "It did not hold on " + "; ".join(failing) + ".")
-    + f" Mean gain over TIP-X: {gain_over_tipx:+.2f} points (paper: +2.19 over the previous leading method, "
-    + "19 datasets). Support: "
-    + f"{samples_per_class} captioned images and {images_per_class} generated images per class; full official grid "
-    + f"({grid_size:,} points) searched on validation; the KL term uses class logits (the official code's "
-    + "feature softmax is reported as 'official bug').",
-)
+steps = {"alpha": alpha_steps, "beta": beta_steps, "gamma": gamma_steps, "delta": delta_steps}
+above_chance = min(task.zero_shot_accuracy("test") - 100 / task.num_classes for task in tasks)
+preconditions = [
+    fact("official-grid", "the official grid and KL temperature",
+         steps == OFFICIAL_STEPS and temperature == OFFICIAL_TEMPERATURE,
+         f"grid steps {steps} (official {OFFICIAL_STEPS}), temperature {temperature} (official {OFFICIAL_TEMPERATURE})"),
+    at_least("encoder-signal", "zero-shot CLIP test accuracy above chance, worst model and dataset",
+             above_chance, 10.0, " points"),
+]
+clipbook.record(session, rows=rows, claims=CLAIMS, reported=REPORTED, preconditions=preconditions,
+                notes=(f"Support: {samples_per_class} captioned and {images_per_class} generated images per class "
+                       f"(the paper's images per class is unconfirmed); zero-shot classifier W: {text_prompt_type}; "
+                       f"the full grid ({grid_size:,} points) searched on validation."))
