@@ -29,32 +29,59 @@
 #
 # **This notebook** regenerates the few-shot table (K = 1–16 shots, seeds 1–3; CLIP-SVD vs zero-shot CLIP vs a
 # linear probe) and the base-to-new table (base, new and harmonic-mean accuracy vs zero-shot CLIP). The `offline`
-# profile runs it on the toy world with the library's tiny CLIP, with fewer, larger training steps (checked
-# against the official recipe at one configuration) and an ablation of the training crops; the `paper` profile
-# runs OpenAI ViT-B/16 on the 11 CoOp datasets with the official recipe and shows the README's averages beside
-# ours.
+# profile runs it on the toy world with the library's tiny CLIP and a shortened schedule (the official one scaled
+# by a stated rule, see "Offline recipe"; its training loss is measured and is a precondition of every claim),
+# with an ablation of the training crops; the `paper` profile runs OpenAI ViT-B/16 on the 11 CoOp datasets with the
+# official recipe and shows the README's 11-dataset averages beside ours.
 
 # %% tags=["parameters"]
-profile = "offline"  # "offline" (toy world, CPU) or "paper" (real checkpoints and datasets, GPU)
-models = [["clipbook-tiny-rn", "toyworld"]]  # [open_clip architecture, pretrained tag]
-datasets = ["toy", "toy-noise"]  # few-shot datasets (clipbook.data.registry names); the first is the headline
+profile = "offline"
+models = [["clipbook-tiny-rn", "toyworld"]]
+datasets = ["toy", "toy-noise"]
 seeds = [1, 2, 3]
 shots = [1, 2, 4, 8, 16]
-iterations_per_shot = 5  # training steps per shot (official n_iters: 200; reduced offline, see "Offline reduction")
-learning_rate = 0.02  # AdamW learning rate of the few-shot runs (official: 5e-4; see "Offline reduction")
-check_reduction = True  # also train the smallest shot count, first seed, with the official 200 steps per shot
-ablate_augmentation = True  # also train the largest shot count, first seed, without the random crops
-weight_decay = 0.01  # AdamW weight decay (official: 0.01)
-batch_size = 32  # (official: 32)
-augment_scale = [0.08, 1.0]  # RandomResizedCrop area range of the training images (official: 0.08-1)
-base_to_new_datasets = ["toy"]  # datasets of the base-to-new experiment ([] skips it)
-base_to_new_shots = 16  # shots per base class (official: 16)
-base_to_new_epochs = {"toy": 20}  # epochs per dataset (official configs/base2new/*.yaml: 10 or 20)
-base_to_new_learning_rate = 0.0004  # (official configs/base2new/*.yaml: 4e-4)
+iterations_per_shot = 1
+learning_rate = 0.1
+check_reduction = False
+ablate_augmentation = True
+weight_decay = 0.01
+batch_size = 32
+augment_scale = [0.08, 1.0]
+base_to_new_datasets = ["toy"]
+base_to_new_shots = 16
+base_to_new_epochs = {"toy": 4}
+base_to_new_learning_rate = 0.002
 device = "auto"
+
+# %% tags=["parameter-spec"]
+from clipbook.batch.parameters import Bool, Dataset, Float, Int, ListOf, Mapping, declare
+
+SPEC = declare(
+    "profile", "models", "datasets", "seeds", "shots", "learning_rate", "device",
+    iterations_per_shot=Int(minimum=1, help="few-shot training steps per shot (official n_iters: 200; offline 1 "
+                                            "with learning_rate 0.1, the official recipe scaled, see 'Offline recipe')"),
+    check_reduction=Bool(help="also train the smallest shot count, first seed, with the official 200 steps per shot "
+                              "at lr 5e-4 (skipped when the run already uses them; offline it costs about 7 s "
+                              "of the 45 s budget, so it is off by default)"),
+    ablate_augmentation=Bool(help="also train the largest shot count, first seed, on un-cropped images"),
+    weight_decay=Float(minimum=0, help="AdamW weight decay (official: 0.01)"),
+    batch_size=Int(minimum=1, help="training batch size (official: 32)"),
+    augment_scale=ListOf(Float(minimum=0, maximum=1, exclusive_minimum=True), length=2,
+                         help="RandomResizedCrop area range [low, high] of the training images (official: 0.08-1)"),
+    base_to_new_datasets=ListOf(Dataset(), min_length=0, help="datasets of the base-to-new experiment ([] skips it)"),
+    base_to_new_shots=Int(minimum=1, help="shots per base class (official: 16)"),
+    base_to_new_epochs=Mapping(help="{dataset: epochs} for every base-to-new dataset (official configs/base2new/"
+                                    "*.yaml: 10 or 20; offline 4 on toy, the official 20 scaled, see 'Offline recipe')"),
+    base_to_new_learning_rate=Float(minimum=0, exclusive_minimum=True,
+                                    help="base-to-new AdamW learning rate (official: 4e-4; offline 2e-3 with 4 epochs)"),
+)
 
 # %%
 import copy
+import math
+from contextlib import contextmanager
+from functools import partial
+from types import SimpleNamespace
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -63,47 +90,27 @@ import seaborn as sns
 import torch
 import torch.nn.functional as F
 from open_clip.modified_resnet import AttentionPool2d, ModifiedResNet
+from open_clip.transformer import text_global_pool
+from threadpoolctl import threadpool_limits
 
 import clipbook
-from clipbook import baselines, features, metrics, zeroshot
-from clipbook.data import fewshot, registry
+# (determinism as a module: its int SMALL_WORK_THREADS imported by name would read as a stray parameter)
+from clipbook import baselines, claims, determinism, features, metrics
+from clipbook.batch.parameters import ParameterError
+from clipbook.cache import cached
 from clipbook.determinism import deterministic_torch, seed_everything
+from clipbook.evaluation.classification import ClassificationTask
 from clipbook.models import svd, towers
 from clipbook.models.loader import load_model
 from clipbook.report.figures import few_shot_figure
-from clipbook.report.record import record
+from clipbook.report.rows import compare_with_reported, summarise
 
-session = clipbook.setup(profile, device=device)
-for name, value in {"datasets": datasets, "base_to_new_datasets": base_to_new_datasets, "shots": shots,
-                    "seeds": seeds}.items():
-    if not isinstance(value, list):
-        raise TypeError(f"{name} must be a list, got {value!r}")
-if not datasets or not shots or not seeds:
-    raise ValueError(f"datasets, shots and seeds must not be empty, got {datasets!r}, {shots!r}, {seeds!r}")
-clipbook.preflight(models, list(dict.fromkeys(datasets + base_to_new_datasets)))
-for k in shots + [base_to_new_shots]:
-    fewshot.validate_shots(k)
-for name, value in {"iterations_per_shot": iterations_per_shot, "batch_size": batch_size}.items():
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-for name, value in {"learning_rate": learning_rate, "base_to_new_learning_rate": base_to_new_learning_rate}.items():
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or weight_decay < 0:
-    raise ValueError(f"weight_decay must be a non-negative number, got {weight_decay!r}")
-if (not isinstance(augment_scale, list) or len(augment_scale) != 2
-        or not all(isinstance(s, (int, float)) for s in augment_scale)
-        or not 0 < augment_scale[0] <= augment_scale[1] <= 1):
-    raise ValueError(f"augment_scale must be [low, high] with 0 < low <= high <= 1, got {augment_scale!r}")
-if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-    raise ValueError(f"seeds must be a list of integers, got {seeds!r}")
-if not isinstance(base_to_new_epochs, dict):
-    raise TypeError(f"base_to_new_epochs must be a dict {{dataset: epochs}}, got {base_to_new_epochs!r}")
-missing_epochs = [ds for ds in base_to_new_datasets if not isinstance(base_to_new_epochs.get(ds), int)
-                  or base_to_new_epochs[ds] < 1]
-if missing_epochs:
-    raise ValueError(f"base_to_new_epochs needs a positive integer for {', '.join(missing_epochs)}; "
-                     f"got {base_to_new_epochs!r}")
+session = clipbook.start(SPEC, globals())
+clipbook.preflight(models, base_to_new_datasets)
+if any(not isinstance(base_to_new_epochs.get(name), int) or base_to_new_epochs[name] < 1
+       for name in base_to_new_datasets):
+    raise ParameterError(f"parameter 'base_to_new_epochs' needs a positive integer for every base-to-new dataset "
+                         f"{base_to_new_datasets}; got {base_to_new_epochs!r}")
 
 # %% [markdown]
 # ## The method
@@ -147,33 +154,45 @@ if missing_epochs:
 # side adapts only through the pool's four projections, after a frozen convolutional trunk: a much narrower
 # adaptation than a ViT's, where the projections of every block move.
 #
-# **Datasets offline.** The toy world's in-domain photos, where the tiny CLIP's zero-shot accuracy is already about
-# 90 %, and its noisy domain, where it is about 24 % and a linear probe on 16 shots gets far more: there, few-shot
-# adaptation has room to show.
+# **Datasets offline.** The toy world's in-domain photos, on which the tiny CLIP was pretrained and its zero-shot
+# classifier is strong, and its noisy shifted domain, on which it is weak and few-shot adaptation has room to move.
+
 
 # %%
+@contextmanager
+def small_work():
+    """Deterministic torch and BLAS on one CPU thread: this notebook's many small steps, probes and encodings ran
+    up to 10x slower on two threads of the shared 2-core machine (clipbook.determinism.SMALL_WORK_THREADS).
+    The GPU ignores it."""
+    with threadpool_limits(determinism.SMALL_WORK_THREADS), deterministic_torch(determinism.SMALL_WORK_THREADS):
+        yield
+
+
 def clip_svd_model(model: torch.nn.Module) -> torch.nn.Module:
     """A copy of `model` with split attention and every Linear as U·diag(σ)·Vᵀ, only σ trainable
     (train.py::run_training: PlainMultiHeadAttention.set_parameters, then svf_torch.resolver)."""
     model = copy.deepcopy(model).eval()
     svd.split_multihead_attention(model)
     svd.split_attention_pools(model)  # the ModifiedResNet's pool, so its projections run factorised too
-    svd.factorize_linears(model)
+    with small_work():
+        svd.factorize_linears(model)
     return model
 
 
-def sigma_change(svd_model, adapted) -> float:
+def singular_values(model) -> list[torch.Tensor]:
+    return [sigma.detach().clone() for sigma in svd.singular_value_parameters(model)]
+
+
+def set_singular_values(model, values: list[torch.Tensor]) -> None:
+    with torch.no_grad():
+        for sigma, value in zip(svd.singular_value_parameters(model), values):
+            sigma.copy_(value)
+
+
+def sigma_change(model, initial: list[torch.Tensor]) -> float:
     """How far training moved the singular values: 100 · ‖σ − σ₀‖ / ‖σ₀‖ over all layers (%)."""
-    before = torch.cat(svd.singular_value_parameters(svd_model)).detach()
-    after = torch.cat(svd.singular_value_parameters(adapted)).detach()
+    before, after = torch.cat(initial), torch.cat(singular_values(model))
     return float(100 * (after - before).norm() / before.norm())
-
-
-def singular_value_logits(model, images, tokens):
-    """s · cos(f_σ(x), g_σ(t_c)) with the prompts re-encoded (train.py::run_training, inner loop)."""
-    image_features = F.normalize(model.encode_image(images), dim=-1)
-    text_features = F.normalize(model.encode_text(tokens), dim=-1)
-    return logit_scale(model) * image_features @ text_features.T
 
 
 def logit_scale(model) -> float:
@@ -181,12 +200,37 @@ def logit_scale(model) -> float:
     return float(model.logit_scale.detach().exp())
 
 
-def train_singular_values(svd_model, train_images, tokens, *, iterations: int, lr: float, cosine_period: int,
-                          seed: int):
-    """AdamW on σ over shuffled batches until `iterations` steps (train.py::run_training and
-    ::run_other_training). The cosine schedule is stepped once per batch with period `cosine_period`.
-    Returns the adapted copy and the loss of every step."""
-    model = copy.deepcopy(svd_model)
+def encode_text(model, tokens):
+    """open_clip `CLIP.encode_text` on the tokens up to the prompts' last end-of-text token. The same function
+    (causal attention: no position sees a later one, and the feature is read at the end-of-text token; checked
+    below), a few times cheaper than running the padding through every block at every step. Other text towers
+    (CustomTextCLIP, other pooling) run their own encode_text."""
+    if not hasattr(model, "token_embedding") or getattr(model, "text_pool_type", None) != "argmax":
+        return model.encode_text(tokens)
+    length = int(tokens.argmax(dim=-1).max()) + 1  # the end-of-text token has the largest id
+    tokens = tokens[:, :length]
+    x = model.token_embedding(tokens).to(model.transformer.get_cast_dtype())
+    x = model.transformer(x + model.positional_embedding[:length].to(x.dtype),
+                          attn_mask=None if model.attn_mask is None else model.attn_mask[:length, :length])
+    x = text_global_pool(model.ln_final(x), tokens, model.text_pool_type,
+                         eos_token_id=getattr(model, "text_eos_id", None))
+    projection = model.text_projection
+    return x if projection is None else projection(x) if isinstance(projection, torch.nn.Linear) else x @ projection
+
+
+def singular_value_logits(model, images, tokens):
+    """s · cos(f_σ(x), g_σ(t_c)) with the prompts re-encoded (train.py::run_training, inner loop)."""
+    image_features = F.normalize(model.encode_image(images), dim=-1)
+    text_features = F.normalize(encode_text(model, tokens), dim=-1)
+    return logit_scale(model) * image_features @ text_features.T
+
+
+def train_singular_values(model, initial, train_images, tokens, *, iterations: int, lr: float, cosine_period: int,
+                          seed: int) -> list[float]:
+    """AdamW on σ, starting from `initial`, over shuffled batches until `iterations` steps (train.py::run_training
+    and ::run_other_training); trains `model` in place. The cosine schedule is stepped once per batch with period
+    `cosine_period`. Returns the loss of every step."""
+    set_singular_values(model, initial)
     optimizer = torch.optim.AdamW(svd.singular_value_parameters(model), lr=lr, betas=(0.9, 0.999),
                                   weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cosine_period, eta_min=1e-6)
@@ -197,7 +241,7 @@ def train_singular_values(svd_model, train_images, tokens, *, iterations: int, l
                                          num_workers=8 if on_gpu else 0, pin_memory=on_gpu)
     tokens = tokens.to(session.device)
     losses = []
-    with deterministic_torch():
+    with small_work():
         while len(losses) < iterations:
             for images, labels in loader:
                 # official: float16 autocast on the GPU; the offline CPU run stays in float32
@@ -211,17 +255,29 @@ def train_singular_values(svd_model, train_images, tokens, *, iterations: int, l
                 losses.append(loss.item())
                 if len(losses) == iterations:
                     break
-    return model, losses
+    return losses
+
+
+def step_size_sum(lr: float, iterations: int, cosine_period: int, eta_min: float = 1e-6) -> float:
+    """Σ_t η_t of the schedule above (CosineAnnealingLR's closed form, periodic beyond its period)."""
+    return sum(eta_min + (lr - eta_min) * (1 + math.cos(math.pi * t / cosine_period)) / 2 for t in range(iterations))
 
 
 # %% [markdown]
 # ## Data
 #
-# The image tower is trained, so image features cannot come from the feature cache: the $k$-shot images are
-# loaded once (offline: rendered once) and cropped afresh at every step. The test split is encoded by each adapted
-# model. For the ModifiedResNet everything before the attention pool is frozen, so its output on the test images
-# is computed once and only the (adapted) attention pool runs per model — the same computation, checked below.
-# A ViT is adapted in every block, so its test images go through the whole tower for each model.
+# The library's `ClassificationTask` holds each (model, dataset): its splits, the CoOp few-shot split, the cached
+# frozen features (for the linear probe), the zero-shot classifier and accuracy over class subsets. Training the
+# encoders needs two things more. The $k$-shot images are loaded once (offline: rendered once) and cropped afresh at
+# every step. The test images are encoded by each adapted model: for the ModifiedResNet everything before the
+# attention pool is frozen, so its output is computed once and only the (adapted) pool runs per model — the same
+# computation, checked below; a ViT is adapted in every block, so its images go through the whole tower each time.
+#
+# **Training loss.** The loss of one step is that of one batch of fresh random crops, so two steps' losses differ by
+# which crops were drawn as much as by training (at 1 shot a batch is the 12 images of the toy world's 12 classes).
+# The loss before and after training is therefore measured on the same crops: one random training crop of every
+# $k$-shot image, drawn once from its own seed and read again after training (`FixedCrops`); "loss fell" below is
+# the relative drop of that training objective.
 
 # %%
 # Templates of the official configs (configs/few_shot/*.yaml and configs/base2new/*.yaml); others use the
@@ -238,6 +294,7 @@ BASE_TO_NEW_TEMPLATES = {
     "fgvc_aircraft": "a photo of a {}, a type of aircraft.", "food101": "a photo of {}, a type of food.",
     "oxford_flowers": "a photo of a {}, a type of flower.", "oxford_pets": "a photo of a {}, a type of pet.",
 }
+NATURAL_DATASETS = set(FEW_SHOT_TEMPLATES)
 
 
 class Transformed(torch.utils.data.Dataset):
@@ -246,6 +303,7 @@ class Transformed(torch.utils.data.Dataset):
     def __init__(self, dataset, transform, indices=None, preload=False):
         self.dataset, self.transform = dataset, transform
         self.indices = list(range(len(dataset))) if indices is None else [int(i) for i in indices]
+        self.labels = torch.as_tensor(np.asarray(dataset.labels)[self.indices])
         self.images = [dataset[i] for i in self.indices] if preload else None
 
     def __len__(self):
@@ -256,77 +314,125 @@ class Transformed(torch.utils.data.Dataset):
         return self.transform(image), label
 
 
-class TestImages:
-    """A test split, encoded by any adapted copy of one model."""
+class FixedCrops(torch.utils.data.Dataset):
+    """The images of a `Transformed` with its random transform drawn from a seed per image: the same crops on
+    every read, whatever the order, and torch's global generator left as it was."""
 
-    def __init__(self, loaded, dataset):
-        self.labels = torch.as_tensor(dataset.labels)
+    def __init__(self, images: Transformed, seed: int):
+        self.images, self.seed, self.labels = images, seed, images.labels
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, position):
+        with torch.random.fork_rng(devices=[]):
+            # the CPU generator only: torch.manual_seed would also queue a seed for every lazy CUDA/XPU/MTIA
+            # backend, recording a stack trace each time (a second of CPU per notebook run here)
+            torch.default_generator.manual_seed(1_000_003 * self.seed + position)
+            return self.images[position]
+
+
+class EncodedImages:
+    """A set of images, encoded by any adapted copy of one model. A ModifiedResNet's frozen trunk runs once (and
+    with `cache_as`, a name for deterministic images, is kept in the library's cache like frozen features)."""
+
+    def __init__(self, loaded, images, cache_as: dict | None = None):
+        self.labels = images.labels
         on_gpu = session.device.startswith("cuda")
-        self.loader = torch.utils.data.DataLoader(Transformed(dataset, loaded.preprocess), batch_size=256,
-                                                  num_workers=8 if on_gpu else 0, pin_memory=on_gpu)
+        self.loader = torch.utils.data.DataLoader(images, batch_size=256, num_workers=8 if on_gpu else 0,
+                                                  pin_memory=on_gpu)
         self.trunk = None
         if isinstance(loaded.model.visual, ModifiedResNet):
-            with torch.no_grad(), deterministic_torch():
-                self.trunk = torch.cat([towers.resnet_trunk(loaded.model.visual, x.to(session.device))
-                                        for x, _ in self.loader])
+            def trunk():
+                with torch.no_grad(), small_work():
+                    return torch.cat([towers.resnet_trunk(loaded.model.visual, x.to(session.device))
+                                      for x, _ in self.loader])
+
+            self.trunk = trunk() if cache_as is None else cached(
+                "features", {"kind": "ModifiedResNet trunk", "model": loaded.identity, **cache_as}, trunk,
+                name="clip-svd-trunk").to(session.device)
 
     def features(self, model) -> torch.Tensor:
-        with torch.no_grad(), deterministic_torch():
-            if self.trunk is not None:
-                encoded = [model.visual.attnpool(part) for part in self.trunk.split(256)]
+        with torch.no_grad(), small_work():
+            if self.trunk is not None:  # the pool with its reparametrised weights formed once: one matmul each
+                pool = model.visual.attnpool
+                dense = SimpleNamespace(positional_embedding=pool.positional_embedding, num_heads=pool.num_heads, **{
+                    name: partial(F.linear, weight=getattr(pool, name).weight, bias=getattr(pool, name).bias)
+                    for name in ("q_proj", "k_proj", "v_proj", "c_proj")})
+                encoded = [towers.attention_pool(dense, part) for part in self.trunk.split(256)]
             else:
                 encoded = [model.encode_image(x.to(session.device)) for x, _ in self.loader]
         return F.normalize(torch.cat(encoded).float(), dim=-1).cpu()
 
 
-def class_text_features(model, tokens):
-    with torch.no_grad(), deterministic_torch():
-        return F.normalize(model.encode_text(tokens.to(session.device)).float(), dim=-1).cpu()
+class SingularValueTask(ClassificationTask):
+    """A ClassificationTask with the official single template, plus the SVD model and the images it trains on."""
 
-
-class Task:
-    """One model on one dataset: its SVD-reparametrised copy, the data and the encoded test images."""
-
-    def __init__(self, loaded, svd_model, dataset_name):
-        self.loaded, self.svd_model = loaded, svd_model
-        self.model_name, self.dataset_name = loaded.name, dataset_name
-        self.train = registry.load_dataset(dataset_name, "train")
-        self.val = registry.load_dataset(dataset_name, "val")
-        self.test = registry.load_dataset(dataset_name, "test")
-        self.num_classes = len(self.train.classnames)
-        self.test_images = TestImages(loaded, self.test)
+    def __init__(self, loaded, svd_model, initial, dataset, official_templates: dict):
+        template = official_templates.get(dataset) or registry_template(loaded, dataset)
+        super().__init__(loaded, dataset, templates=[template])
+        self.svd_model, self.initial = svd_model, initial
+        self.prompt_tokens = loaded.tokenizer([template.format(name.replace("_", " ")) for name in self.classnames])
         self.augment = features.augment_transform(loaded, scale=tuple(augment_scale))
 
-    def template(self, official: dict) -> str:
-        return official.get(self.dataset_name) or self.train.templates[0]
+    @property
+    def test_images(self) -> EncodedImages:
+        key = (self.model_name, self.dataset_name)
+        if key not in TEST_IMAGES:
+            test = self.split("test")
+            TEST_IMAGES[key] = EncodedImages(self.loaded, Transformed(test, self.loaded.preprocess), cache_as={
+                "data": test.fingerprint(), "transform": repr(self.loaded.preprocess)})
+        return TEST_IMAGES[key]
 
-    def tokens(self, template: str) -> torch.Tensor:
-        return self.loaded.tokenizer([template.format(name.replace("_", " ")) for name in self.train.classnames])
+    def train_images(self, indices, transform=None) -> Transformed:
+        return Transformed(self.split("train"), transform or self.augment, indices, preload=session.offline)
 
-    def split(self, k, seed):
-        return fewshot.coop_few_shot_split(self.train.labels, self.val.labels, k, seed)
+    def training_loss(self, crops: EncodedImages, tokens) -> float:
+        """The cross-entropy of the SVD model (at its current σ) on fixed crops."""
+        with torch.no_grad(), small_work():
+            text = F.normalize(encode_text(self.svd_model, tokens.to(session.device)).float(), dim=-1).cpu()
+        logits = logit_scale(self.svd_model) * crops.features(self.svd_model) @ text.T
+        return float(F.cross_entropy(logits, crops.labels))
 
-    def train_images(self, indices, transform=None):
-        return Transformed(self.train, transform or self.augment, indices, preload=session.offline)
+    def adapted_accuracy(self, tokens, *class_groups):
+        """Test accuracy of the SVD model (at its current σ) within each group of classes (all: None)."""
+        with torch.no_grad(), small_work():
+            text = F.normalize(encode_text(self.svd_model, tokens.to(session.device)).float(), dim=-1).cpu()
+        logits = self.test_images.features(self.svd_model) @ text.T
+        return [self.accuracy(logits, self.test_images.labels, classes=classes) for classes in class_groups]
 
-    def accuracy(self, model, tokens, *class_groups):
-        """Test accuracy within each group of classes, on the test images of that group's classes."""
-        image_features, text_features = self.test_images.features(model), class_text_features(model, tokens)
-        accuracies = []
-        for classes in class_groups:
-            keep = torch.isin(self.test_images.labels, torch.as_tensor(classes))
-            relabel = torch.full((self.num_classes,), -1, dtype=torch.long)
-            relabel[classes] = torch.arange(len(classes))
-            accuracies.append(metrics.accuracy(image_features[keep] @ text_features[classes].T,
-                                               relabel[self.test_images.labels[keep]]))
-        return accuracies[0] if len(accuracies) == 1 else accuracies
+    def fit(self, indices, tokens, *, iterations, lr, cosine_period, seed, transform=None) -> dict:
+        """Train σ from the pretrained values on the images `indices` and return the run's diagnostics;
+        the SVD model keeps the trained σ until the next fit."""
+        images = self.train_images(indices, transform)
+        crops = EncodedImages(self.loaded, FixedCrops(images, seed))
+        set_singular_values(self.svd_model, self.initial)
+        before = self.training_loss(crops, tokens)
+        losses = train_singular_values(self.svd_model, self.initial, images, tokens, iterations=iterations, lr=lr,
+                                       cosine_period=cosine_period, seed=seed)
+        after = self.training_loss(crops, tokens)
+        return {"steps": iterations, "lr": lr, "step size sum": step_size_sum(lr, iterations, cosine_period),
+                "loss before": before, "loss after": after, "loss drop (%)": 100 * (1 - after / before),
+                "first step loss": losses[0], "last step loss": losses[-1],
+                "sigma change (%)": sigma_change(self.svd_model, self.initial)}
 
 
+def registry_template(loaded, dataset: str) -> str:
+    return ClassificationTask(loaded, dataset).templates[0]
+
+
+TEST_IMAGES: dict = {}
 loaded_models = {(name, tag): load_model(name, tag, device=session.device) for name, tag in models}
 svd_models = {key: clip_svd_model(loaded.model) for key, loaded in loaded_models.items()}
-tasks = {(name, tag, ds): Task(loaded_models[(name, tag)], svd_models[(name, tag)], ds)
-         for name, tag in models for ds in dict.fromkeys(datasets + base_to_new_datasets)}
+initial_sigmas = {key: singular_values(model) for key, model in svd_models.items()}
 
+
+def make_task(key, dataset, official_templates):
+    return SingularValueTask(loaded_models[key], svd_models[key], initial_sigmas[key], dataset, official_templates)
+
+
+few_shot_tasks = [make_task(key, ds, FEW_SHOT_TEMPLATES) for key in loaded_models for ds in datasets]
+base_to_new_tasks = [make_task(key, ds, BASE_TO_NEW_TEMPLATES) for key in loaded_models for ds in base_to_new_datasets]
 
 # %% [markdown]
 # ## Few-shot classification
@@ -336,90 +442,87 @@ tasks = {(name, tag, ds): Task(loaded_models[(name, tag)], svd_models[(name, tag
 # (the official baseline), and CoOp's linear probe on the frozen features of the same $k$-shot images, its
 # regularisation chosen on the few-shot validation split ($\min(k, 4)$ shots per class), as CoOp's `lpclip`.
 #
-# **Offline reduction.** The official 200 steps per shot (3200 at 16 shots; 18,600 for 5 shot counts × 3 seeds)
-# would take about ten minutes of CPU per dataset here. Offline we take 40× fewer steps (`iterations_per_shot = 5`)
-# with a 40× larger learning rate (0.02 instead of 5e-4) under the same cosine schedule, so that the summed step
-# size $\sum_t \eta_t$, which bounds how far AdamW can move each σ, is the official one. The paper profile keeps
-# the official 200 steps at 5e-4. The check after the table trains the cheapest configuration both ways.
+# **Offline recipe.** The official 200 steps per shot at lr 5e-4 (18,600 steps for 5 shot counts × 3 seeds, per
+# dataset) cost about ten minutes of CPU per dataset here. Offline we scale it by one stated rule: 200× fewer
+# steps (`iterations_per_shot = 1`) with a 200× larger learning rate (0.1) under the same cosine schedule, so that
+# the summed step size $\sum_t \eta_t$, which bounds how far AdamW moves each σ, stays the official one (equal for
+# long schedules; 2× the official at 1 shot and 1.5× at 2 shots, where the schedule has 1 and 2 steps: column
+# "step size sum" below). Base-to-new scales the same way: 4 epochs at lr 2e-3 instead of 20 at 4e-4. The factor
+# 200 is set by the CPU budget alone (the notebook's 45 s; the earlier 5 steps per shot at lr 0.02, the same rule,
+# took several minutes); no accuracy of the method entered the choice. It is checked on the training loss only:
+# on every run (section "Training loss"), where a loss that did not fall leaves the claims *not tested*, and, with
+# `check_reduction = True`, at the one configuration where the official recipe also runs (next table). (The earlier recipe was flagged for a
+# loss that rose from 1.64 to 1.98 at 1 shot; those were the losses of the first and the last batch, two
+# different draws of random crops, which is why the loss is now measured on fixed crops.) The paper profile keeps
+# the official recipe.
 
 # %%
 def few_shot_rows(task):
-    """Accuracy rows, one per (seed, shots, method), and the training losses of CLIP-SVD."""
-    base = {"model": task.model_name, "dataset": task.dataset_name}
-    template = task.template(FEW_SHOT_TEMPLATES)
-    tokens, all_classes = task.tokens(template), list(range(task.num_classes))
-    test_features = features.image_features(task.loaded, task.test)
-    zero_shot_weights = zeroshot.zero_shot_classifier(task.loaded, task.train.classnames, [template])
-    zero_shot = metrics.accuracy(zeroshot.zero_shot_logits(test_features, zero_shot_weights), task.test.labels)
-    rows, losses = [], {}
+    """Tidy accuracy rows (zero-shot once; CLIP-SVD and the probe per seed and shots) and the training runs."""
+    base = {"model": task.model_name, "dataset": task.dataset_name, "metric": "accuracy"}
+    rows, runs = [{**base, "method": "zero-shot CLIP", "value": task.zero_shot_accuracy()}], []
+    x_test, y_test = task.features("test")
     for seed in seeds:
         for k in shots:
-            split = task.split(k, seed)
+            split = task.few_shot_split(k, seed)
             iterations = iterations_per_shot * k
-            adapted, losses[(task.dataset_name, seed, k)] = train_singular_values(
-                task.svd_model, task.train_images(split["train"]), tokens, iterations=iterations,
-                lr=learning_rate, cosine_period=iterations, seed=seed)
+            run = task.fit(split["train"], task.prompt_tokens, iterations=iterations, lr=learning_rate,
+                           cosine_period=iterations, seed=seed)
+            (accuracy,) = task.adapted_accuracy(task.prompt_tokens, None)
             # the probe sees the k-shot images once, un-augmented, as CoOp's lpclip
-            probe = baselines.linear_probe(
-                features.image_features(task.loaded, task.train, indices=split["train"]),
-                task.train.labels[split["train"]],
-                features.image_features(task.loaded, task.val, indices=split["val"]), task.val.labels[split["val"]])
-            rows += [
-                {**base, "seed": seed, "shots": k, "method": "CLIP-SVD",
-                 "accuracy": task.accuracy(adapted, tokens, all_classes),
-                 "sigma change (%)": sigma_change(task.svd_model, adapted)},
-                {**base, "seed": seed, "shots": k, "method": "linear probe",
-                 "accuracy": metrics.accuracy(probe.predict(test_features.numpy()), task.test.labels)},
-                {**base, "seed": seed, "shots": k, "method": "zero-shot CLIP", "accuracy": zero_shot},
-            ]
-    return rows, losses
+            with small_work():
+                probe = baselines.linear_probe(*task.few_shot_features(split["train"]),
+                                               *task.features("val", split["val"]))
+            rows += [{**base, "seed": seed, "shots": k, "method": "CLIP-SVD", "value": accuracy},
+                     {**base, "seed": seed, "shots": k, "method": "linear probe",
+                      "value": metrics.accuracy(probe.predict(x_test.numpy()), y_test)}]
+            runs.append({"model": task.model_name, "dataset": task.dataset_name, "experiment": "few-shot",
+                         "seed": seed, "shots": k, **run, "accuracy": accuracy})
+    return rows, runs
 
 
-few_shot_results, few_shot_losses = [], {}
-for name, tag in models:
-    for dataset_name in datasets:
-        rows, losses = few_shot_rows(tasks[(name, tag, dataset_name)])
-        few_shot_results += rows
-        few_shot_losses.update({(name, *key): value for key, value in losses.items()})
-few_shot_results = pd.DataFrame(few_shot_results)
-(few_shot_results.groupby(["model", "dataset", "method", "shots"])["accuracy"]
- .agg(["mean", "std"]).round(2).unstack("shots"))
+with small_work():
+    few_shot = [few_shot_rows(task) for task in few_shot_tasks]
+rows = pd.DataFrame([row for task_rows, _ in few_shot for row in task_rows])
+runs = pd.DataFrame([run for _, task_runs in few_shot for run in task_runs])
+
+
+def accuracy_table(rows):
+    """Mean accuracy over seeds per shot count (zero-shot CLIP, which has no shots, under every shot count)."""
+    table = summarise(rows[rows.metric == "accuracy"])
+    table = pd.concat([table[table.shots.notna()]] + [table[table.shots.isna()].assign(shots=k) for k in shots])
+    return table.astype({"shots": int}).pivot_table(index=["model", "dataset", "method"], columns="shots",
+                                                    values="mean").round(2)
+
+
+accuracy_table(rows)
 
 # %% [markdown]
-# **Check of the offline reduction.** The cheapest configuration (smallest shot count, first seed) trained again
-# with the official recipe, 200 steps per shot at lr 5e-4, beside the reduced run of the table above; "sigma
-# change" is $100\,\lVert\sigma-\sigma_0\rVert/\lVert\sigma_0\rVert$ over all layers.
+# **The official recipe at one configuration** (`check_reduction`). The cheapest configuration (smallest shot
+# count, first seed, first dataset) trained again with the official 200 steps per shot at lr 5e-4, beside this
+# run's; "loss" is the training objective on fixed crops, "sigma change"
+# $100\,\lVert\sigma-\sigma_0\rVert/\lVert\sigma_0\rVert$ over all layers.
 
 # %%
 OFFICIAL_ITERATIONS_PER_SHOT, OFFICIAL_LEARNING_RATE = 200, 5e-4
+RUN_COLUMNS = ["steps", "lr", "step size sum", "loss before", "loss after", "loss drop (%)", "sigma change (%)",
+               "accuracy"]
 
 
 def reduction_check(task, k, seed):
-    tokens = task.tokens(task.template(FEW_SHOT_TEMPLATES))
     iterations = OFFICIAL_ITERATIONS_PER_SHOT * k
-    official, official_losses = train_singular_values(
-        task.svd_model, task.train_images(task.split(k, seed)["train"]), tokens, iterations=iterations,
-        lr=OFFICIAL_LEARNING_RATE, cosine_period=iterations, seed=seed)
-    reduced = few_shot_results[(few_shot_results.dataset == task.dataset_name) & (few_shot_results.shots == k)
-                               & (few_shot_results.seed == seed) & (few_shot_results.method == "CLIP-SVD")].iloc[0]
-    reduced_losses = few_shot_losses[(task.model_name, task.dataset_name, seed, k)]
-    zero_shot = few_shot_results[(few_shot_results.dataset == task.dataset_name)
-                                 & (few_shot_results.method == "zero-shot CLIP")]["accuracy"].iloc[0]
-    return pd.DataFrame([
-        {"recipe": f"official: {iterations} steps at lr {OFFICIAL_LEARNING_RATE:g}",
-         "accuracy": task.accuracy(official, tokens, list(range(task.num_classes))),
-         "sigma change (%)": sigma_change(task.svd_model, official),
-         "first / last training loss": f"{official_losses[0]:.2f} / {official_losses[-1]:.2f}"},
-        {"recipe": f"this run: {len(reduced_losses)} steps at lr {learning_rate:g}", "accuracy": reduced["accuracy"],
-         "sigma change (%)": reduced["sigma change (%)"],
-         "first / last training loss": f"{reduced_losses[0]:.2f} / {reduced_losses[-1]:.2f}"},
-        {"recipe": "zero-shot CLIP", "accuracy": zero_shot},
-    ]).set_index("recipe").round(2)
+    official = task.fit(task.few_shot_split(k, seed)["train"], task.prompt_tokens, iterations=iterations,
+                        lr=OFFICIAL_LEARNING_RATE, cosine_period=iterations, seed=seed)
+    (official["accuracy"],) = task.adapted_accuracy(task.prompt_tokens, None)
+    this_run = runs[(runs.dataset == task.dataset_name) & (runs.shots == k) & (runs.seed == seed)].iloc[0]
+    return pd.DataFrame([{"recipe": "official", **official}, {"recipe": "this run", **this_run}]
+                        ).set_index("recipe")[RUN_COLUMNS]
 
 
 reduction = None
 if check_reduction and (iterations_per_shot, learning_rate) != (OFFICIAL_ITERATIONS_PER_SHOT, OFFICIAL_LEARNING_RATE):
-    reduction = reduction_check(tasks[(*models[0], datasets[0])], min(shots), seeds[0])
+    with small_work():
+        reduction = reduction_check(few_shot_tasks[0], min(shots), seeds[0])
 reduction
 
 # %% [markdown]
@@ -431,28 +534,22 @@ reduction
 
 # %%
 def augmentation_ablation(task, k, seed):
-    tokens = task.tokens(task.template(FEW_SHOT_TEMPLATES))
-    indices = task.split(k, seed)["train"]
-    official = few_shot_results[(few_shot_results.dataset == task.dataset_name) & (few_shot_results.shots == k)
-                                & (few_shot_results.seed == seed) & (few_shot_results.method == "CLIP-SVD")].iloc[0]
+    iterations = iterations_per_shot * k
     flips_only = features.augment_transform(task.loaded, scale=(1.0, 1.0))  # area 1: the whole image, flipped or not
-    adapted, _ = train_singular_values(task.svd_model, task.train_images(indices, flips_only), tokens,
-                                       iterations=iterations_per_shot * k, lr=learning_rate,
-                                       cosine_period=iterations_per_shot * k, seed=seed)
-    zero_shot = few_shot_results[(few_shot_results.dataset == task.dataset_name)
-                                 & (few_shot_results.method == "zero-shot CLIP")]["accuracy"].iloc[0]
+    ablated = task.fit(task.few_shot_split(k, seed)["train"], task.prompt_tokens, iterations=iterations,
+                       lr=learning_rate, cosine_period=iterations, seed=seed, transform=flips_only)
+    (ablated["accuracy"],) = task.adapted_accuracy(task.prompt_tokens, None)
+    this_run = runs[(runs.dataset == task.dataset_name) & (runs.shots == k) & (runs.seed == seed)].iloc[0]
     return pd.DataFrame([
-        {"training images": f"crops {augment_scale[0]:g}-{augment_scale[1]:g} + flips (table above)",
-         "accuracy": official["accuracy"], "sigma change (%)": official["sigma change (%)"]},
-        {"training images": "flips only", "accuracy": task.accuracy(adapted, tokens, list(range(task.num_classes))),
-         "sigma change (%)": sigma_change(task.svd_model, adapted)},
-        {"training images": "zero-shot CLIP", "accuracy": zero_shot},
-    ]).set_index("training images").round(2)
+        {"training images": f"crops {augment_scale[0]:g}-{augment_scale[1]:g} + flips (table above)", **this_run},
+        {"training images": "flips only", **ablated},
+    ]).set_index("training images")[RUN_COLUMNS]
 
 
 ablation = None
 if ablate_augmentation:
-    ablation = augmentation_ablation(tasks[(*models[0], datasets[0])], max(shots), seeds[0])
+    with small_work():
+        ablation = augmentation_ablation(few_shot_tasks[0], max(shots), seeds[0])
 ablation
 
 # %% [markdown]
@@ -465,8 +562,8 @@ ablation
 # recipe (`train.py::run_other_training`) trains for a number of *epochs* (`base_to_new_epochs`, 20 on most
 # datasets) at lr 4e-4, and steps its cosine schedule once per batch although its period is the number of
 # epochs, so the learning rate falls and rises again every `epochs` batches instead of decaying once over
-# training. We keep that schedule as it is, since it produced the reported numbers. On the toy world the
-# official recipe is cheap (6 base classes × 16 shots = 3 batches per epoch), so it runs unreduced offline.
+# training. We keep that schedule as it is, since it produced the reported numbers; the offline 4 epochs at 5× the
+# learning rate keep its shape (batches per epoch = steps per period) and its summed step size.
 
 # %%
 def harmonic_mean(base, new):
@@ -474,33 +571,69 @@ def harmonic_mean(base, new):
 
 
 def base_to_new_rows(task):
-    """Base, new and harmonic-mean accuracy rows, one per (seed, method)."""
-    base_classes = list(range(-(-task.num_classes // 2)))
-    new_classes = list(range(len(base_classes), task.num_classes))
-    tokens = task.tokens(task.template(BASE_TO_NEW_TEMPLATES))
+    """Base, new and harmonic-mean accuracy rows (zero-shot once; CLIP-SVD per seed) and the training runs."""
+    base_classes, new_classes = task.base_new_classes()
     epochs = base_to_new_epochs[task.dataset_name]
-    zero_shot = dict(zip(("base", "new"), task.accuracy(task.loaded.model, tokens, base_classes, new_classes)))
-    rows = []
+    common = {"model": task.model_name, "dataset": task.dataset_name}
+    zero_shot = [task.zero_shot_accuracy(classes=classes) for classes in (base_classes, new_classes)]
+    results, runs = [("zero-shot CLIP", {}, zero_shot)], []
     for seed in seeds:
         # the official code samples k shots of every class, then keeps the base classes; those are the first
         # classes, so their labels already index the base prompts
-        indices = task.split(base_to_new_shots, seed)["train"]
-        indices = indices[np.isin(task.train.labels[indices], base_classes)]
+        indices = task.few_shot_split(base_to_new_shots, seed)["train"]
+        indices = indices[np.isin(task.split("train").labels[indices], base_classes)]
         iterations = epochs * -(-len(indices) // batch_size)
-        adapted, _ = train_singular_values(
-            task.svd_model, task.train_images(indices), tokens[base_classes], iterations=iterations,
-            lr=base_to_new_learning_rate, cosine_period=epochs, seed=seed)
-        adapted_acc = dict(zip(("base", "new"), task.accuracy(adapted, tokens, base_classes, new_classes)))
-        for method, acc in (("CLIP-SVD", adapted_acc), ("zero-shot CLIP", zero_shot)):
-            rows.append({"model": task.model_name, "dataset": task.dataset_name, "seed": seed, "method": method,
-                         **acc, "HM": harmonic_mean(acc["base"], acc["new"])})
-    return rows
+        run = task.fit(indices, task.prompt_tokens[base_classes], iterations=iterations,
+                       lr=base_to_new_learning_rate, cosine_period=epochs, seed=seed)
+        results.append(("CLIP-SVD", {"seed": seed}, task.adapted_accuracy(task.prompt_tokens, base_classes,
+                                                                            new_classes)))
+        runs.append({**common, "experiment": "base-to-new", "seed": seed, "shots": base_to_new_shots, **run})
+    rows = [{**common, "method": method, **seed, "metric": metric, "value": value}
+            for method, seed, (base, new) in results
+            for metric, value in (("base accuracy", base), ("new accuracy", new), ("HM", harmonic_mean(base, new)))]
+    return rows, runs
 
 
-base_to_new_results = pd.DataFrame(
-    [row for name, tag in models for ds in base_to_new_datasets for row in base_to_new_rows(tasks[(name, tag, ds)])],
-    columns=["model", "dataset", "seed", "method", "base", "new", "HM"])
-base_to_new_results.groupby(["model", "dataset", "method"])[["base", "new", "HM"]].agg(["mean", "std"]).round(2)
+with small_work():
+    base_to_new = [base_to_new_rows(task) for task in base_to_new_tasks]
+rows = pd.concat([rows, pd.DataFrame([row for task_rows, _ in base_to_new for row in task_rows])], ignore_index=True)
+runs = pd.concat([runs, pd.DataFrame([run for _, task_runs in base_to_new for run in task_runs])], ignore_index=True)
+base_to_new_metrics = ["base accuracy", "new accuracy", "HM"]
+summarise(rows[rows.metric.isin(base_to_new_metrics)]).pivot_table(
+    index=["model", "dataset", "method"], columns="metric", values="mean")[base_to_new_metrics].round(2)
+
+# %% [markdown]
+# ## Training loss
+#
+# Every run's training objective on its fixed crops, before and after training (mean over seeds). A claim is
+# tested only if training lowered it: by at least `LOSS_DROP_MINIMUM` = 1 % of its starting value, in every model,
+# dataset and shot count of the claim's experiment (mean over seeds). Otherwise the run did not train, and
+# comparing its accuracy with the baselines would test the optimiser, not the method.
+
+# %%
+LOSS_DROP_MINIMUM = 1.0  # %
+
+
+def loss_precondition(experiment: str, claim_rows: str):
+    part = runs[runs.experiment == experiment] if len(runs) else runs
+    if part.empty:
+        return claims.fact(f"{experiment}-loss-fell", f"{experiment} training loss fell", False,
+                           f"no {experiment} run to measure the training loss of")
+    drops = part.groupby(["model", "dataset", "shots"])["loss drop (%)"].mean()
+    weakest = drops.idxmin()
+    return claims.at_least(
+        f"{experiment}-loss-fell",
+        f"{experiment} training loss fell in every {claim_rows} (relative drop on fixed crops, mean over seeds; "
+        f"smallest: {weakest[1]} at {weakest[2]:g} shot{'s' if weakest[2] != 1 else ''})", float(drops.min()),
+        LOSS_DROP_MINIMUM, unit=" %")
+
+
+preconditions = [loss_precondition("few-shot", "dataset and shot count"),
+                 loss_precondition("base-to-new", "dataset")]
+display(runs.groupby(["model", "experiment", "dataset", "shots"])[
+    ["steps", "lr", "step size sum", "loss before", "loss after", "loss drop (%)", "first step loss",
+     "last step loss", "sigma change (%)"]].mean().round(3))
+pd.DataFrame([{"precondition": p.id, "passed": p.passed, "detail": p.detail} for p in preconditions])
 
 # %% [markdown]
 # ## Sanity checks against independent formulations
@@ -509,9 +642,11 @@ base_to_new_results.groupby(["model", "dataset", "method"])[["base", "new", "HM"
 #    model, fed the inputs it sees while encoding test images and class prompts, gives the same outputs as its
 #    split version.
 # 2. **Exact reparametrisation.** Before training, the SVD model's image and text features equal the pretrained
-#    model's (float64 SVD, cast to float32).
+#    model's (float64 SVD, cast to float32), and its test accuracy with the official template equals the library's
+#    zero-shot accuracy (cached features of the pretrained model) to within one test image.
+#    The text encoder run only up to the prompts' end-of-text token (`encode_text`) gives open_clip's features.
 # 3. **Parameter count.** The trainable parameters are exactly the singular values, $\sum \min(m, n)$ over the
-#    wrapped layers.
+#    wrapped layers (92,160 on ViT-B/16).
 # 4. **Descent.** A few AdamW steps on σ, on the un-augmented 16-shot images (no crops, so the loss is the same
 #    function at every step), lower the cross-entropy.
 # 5. **Cached trunk.** Test features computed from the cached ModifiedResNet trunk equal a full forward pass.
@@ -538,185 +673,183 @@ def attention_split_error(model, images, tokens) -> float:
 
 def sanity_checks(task, n_images=64):
     original, reparametrised = task.loaded.model, task.svd_model
-    tokens = task.tokens(task.template(FEW_SHOT_TEMPLATES)).to(session.device)
-    n_images = min(n_images, len(task.test))
-    images = torch.stack([task.loaded.preprocess(task.test[i][0]) for i in range(n_images)]).to(session.device)
-    with torch.no_grad(), deterministic_torch():
+    set_singular_values(reparametrised, task.initial)
+    tokens = task.prompt_tokens.to(session.device)
+    test = task.split("test")
+    n_images = min(n_images, len(test))
+    images = torch.stack([task.loaded.preprocess(test[i][0]) for i in range(n_images)]).to(session.device)
+    with torch.no_grad(), small_work():
         before = original.encode_image(images).float(), original.encode_text(tokens).float()
         after = reparametrised.encode_image(images).float(), reparametrised.encode_text(tokens).float()
     wrapped = [m for m in reparametrised.modules() if isinstance(m, svd.SingularValueLinear)]
     image_error, text_error = (after[0] - before[0]).abs().max(), (after[1] - before[1]).abs().max()
+    with torch.no_grad(), small_work():
+        truncated_error = (encode_text(reparametrised, tokens).float() - after[1]).abs().max()
     trainable = sum(p.numel() for p in reparametrised.parameters() if p.requires_grad)
+    (accuracy_at_initial_sigma,) = task.adapted_accuracy(task.prompt_tokens, None)
 
-    split = task.split(16, seeds[0])["train"]
-    fixed_images = Transformed(task.train, task.loaded.preprocess, split, preload=session.offline)
+    fixed_images = task.train_images(task.few_shot_split(16, seeds[0])["train"], task.loaded.preprocess)
     all_images = torch.stack([image for image, _ in fixed_images]).to(session.device)
-    labels = torch.as_tensor(task.train.labels[split]).to(session.device)
+    labels = fixed_images.labels.to(session.device)
 
     def loss_of(model):
-        with torch.no_grad(), deterministic_torch():
+        with torch.no_grad(), small_work():
             return float(F.cross_entropy(singular_value_logits(model, all_images, tokens).float(), labels))
 
-    stepped, _ = train_singular_values(reparametrised, fixed_images, tokens, iterations=10, lr=learning_rate,
-                                       cosine_period=10, seed=seeds[0])
+    loss_before = loss_of(reparametrised)
+    train_singular_values(reparametrised, task.initial, fixed_images, tokens, iterations=10, lr=learning_rate,
+                          cosine_period=10, seed=seeds[0])
     trunk_error = 0.0
     if task.test_images.trunk is not None:
-        with torch.no_grad(), deterministic_torch():
-            direct = F.normalize(stepped.encode_image(images).float(), dim=-1).cpu()
-        trunk_error = float((task.test_images.features(stepped)[:n_images] - direct).abs().max())
-    return pd.Series(dtype=object, data={
+        with torch.no_grad(), small_work():
+            direct = F.normalize(reparametrised.encode_image(images).float(), dim=-1).cpu()
+        trunk_error = float((task.test_images.features(reparametrised)[:n_images] - direct).abs().max())
+    result = pd.Series(dtype=object, data={
         "attention split: max |Δ output|": attention_split_error(original, images, tokens),
         "SVD: max |Δ image feature|": float(image_error),
         "SVD: max |Δ image feature| / max |feature|": float(image_error / before[0].abs().max()),
         "SVD: max |Δ text feature| / max |feature|": float(text_error / before[1].abs().max()),
         "SVD: max |Δ normalised feature|": max(float((F.normalize(a, dim=-1) - F.normalize(b, dim=-1)).abs().max())
                                               for a, b in zip(after, before)),
+        "text up to end-of-text: max |Δ text feature| / max |feature|": float(truncated_error / after[1].abs().max()),
+        "SVD at σ₀ − library zero-shot: |Δ accuracy| (points)": abs(accuracy_at_initial_sigma
+                                                                     - task.zero_shot_accuracy()),
+        "one test image (points)": 100 / len(test),
         "wrapped linear layers": len(wrapped),
         "trainable parameters": trainable,
         "Σ min(m, n) over wrapped layers": sum(min(m.in_features, m.out_features) for m in wrapped),
         "trainable share of the model (%)": 100 * trainable / sum(p.numel() for p in original.parameters()),
-        "CE before 10 steps": loss_of(reparametrised),
-        "CE after 10 steps": loss_of(stepped),
+        "CE before 10 steps": loss_before,
+        "CE after 10 steps": loss_of(reparametrised),
         "cached trunk: max |Δ normalised feature|": trunk_error,
     })
+    set_singular_values(reparametrised, task.initial)
+    return result
 
 
-sanity = sanity_checks(tasks[(*models[0], datasets[0])])
+with small_work():
+    sanity = sanity_checks(few_shot_tasks[0])
 assert sanity["attention split: max |Δ output|"] < 1e-5, sanity
 assert sanity["SVD: max |Δ image feature| / max |feature|"] < 1e-5, sanity
 assert sanity["SVD: max |Δ text feature| / max |feature|"] < 1e-5, sanity
 assert sanity["SVD: max |Δ normalised feature|"] < 1e-5, sanity
+assert sanity["text up to end-of-text: max |Δ text feature| / max |feature|"] < 1e-5, sanity
+assert sanity["SVD at σ₀ − library zero-shot: |Δ accuracy| (points)"] <= sanity["one test image (points)"] + 1e-9, sanity
 assert sanity["trainable parameters"] == sanity["Σ min(m, n) over wrapped layers"], sanity
 assert sanity["CE after 10 steps"] < sanity["CE before 10 steps"], sanity
 assert sanity["cached trunk: max |Δ normalised feature|"] < 1e-5, sanity
 sanity.map(lambda v: f"{v:,}" if isinstance(v, int) else f"{v:.3g}").to_frame("value")
 
 # %% [markdown]
+# ## What the paper reports
+#
+# The README of the official repository (ViT-B/16, averages over the 11 natural datasets and 3 seeds): the
+# "Natural Few-shot Evaluation" and "Base-to-Novel Generalization (Natural Domain)" tables. They are averages, not
+# per-dataset numbers, so their dataset is the 11-dataset mean; the paper profile compares them with this run's
+# mean over the same 11 datasets (below the figure).
+
+# %% tags=["reported"]
+from clipbook.report.rows import reported_rows
+
+README = "https://github.com/HealthX-Lab/CLIP-SVD/blob/022b1ed/README.md"
+MEAN_OF_11 = "11 CoOp datasets (mean)"
+README_SHOTS = [1, 2, 4, 8, 16]
+COMMON = {"model": "ViT-B-16-quickgelu", "dataset": MEAN_OF_11}
+REPORTED = (
+    reported_rows([{"method": "CLIP-SVD", "shots": k, "value": v}
+                   for k, v in zip(README_SHOTS, [73.20, 76.06, 78.18, 80.55, 82.97])]
+                  + [{"method": "linear probe", "shots": k, "value": v}
+                     for k, v in zip(README_SHOTS, [45.77, 56.92, 66.79, 73.43, 78.39])]
+                  + [{"method": "zero-shot CLIP", "value": 65.36}],
+                  source="README, Natural Few-shot Evaluation (CLIP-SVD (Ours), Linear Probing, Zero-shot CLIP rows)",
+                  url=README, metric="accuracy", **COMMON)
+    + reported_rows([{"method": method, "metric": metric, "value": value}
+                     for method, values in (("CLIP-SVD", (84.38, 76.29, 80.13)), ("zero-shot CLIP", (69.34, 74.22, 71.70)))
+                     for metric, value in zip(("base accuracy", "new accuracy", "HM"), values)],
+                    source="README, Base-to-Novel Generalization (Natural Domain) (CLIP-SVD (ours), CLIP rows)",
+                    url=README, **COMMON)
+)
+
+# %% [markdown]
+# ## Claims
+#
+# The README reports averages over seeds, then over the 11 datasets, per shot count, and the paper's text claims
+# CLIP-SVD ahead "under few-shot settings" at every K of its table; its base-to-new claim is the harmonic mean, and
+# "better preservation of its generalization ability" is the new-class accuracy, which it reports above zero-shot
+# CLIP's. So each claim is the mean over seeds, then over datasets, the few-shot ones required at every shot count.
+# Each requires that its experiment's training loss fell.
+
+# %% tags=["claims"]
+from clipbook.claims import Claim
+
+FEW_SHOT_LOSS, BASE_TO_NEW_LOSS = ("few-shot-loss-fell",), ("base-to-new-loss-fell",)
+CLAIMS = [
+    Claim("beats-zero-shot", "CLIP-SVD beats zero-shot CLIP at every shot count (mean over seeds, then datasets)",
+          method="CLIP-SVD", baseline="zero-shot CLIP", per=("shots",), margin=0.0, requires=FEW_SHOT_LOSS,
+          paper_effect=7.84, paper_effect_source="K = 1, the smallest gap of the README's 11-dataset means: "
+                                                 "73.20 − 65.36 (82.97 − 65.36 = 17.61 at K = 16)"),
+    Claim("beats-linear-probe", "CLIP-SVD beats a linear probe at every shot count (mean over seeds, then datasets)",
+          method="CLIP-SVD", baseline="linear probe", per=("shots",), margin=0.0, requires=FEW_SHOT_LOSS,
+          paper_effect=4.58, paper_effect_source="K = 16, the smallest gap of the README's 11-dataset means: "
+                                                 "82.97 − 78.39 (73.20 − 45.77 = 27.43 at K = 1)"),
+    Claim("base-to-new-hm", "CLIP-SVD's base-to-new harmonic mean is above zero-shot CLIP's (mean over seeds, "
+                            "then datasets)",
+          method="CLIP-SVD", baseline="zero-shot CLIP", metric="HM", margin=0.0, requires=BASE_TO_NEW_LOSS,
+          paper_effect=8.43, paper_effect_source="README base-to-novel, 11-dataset means: 80.13 − 71.70"),
+    Claim("keeps-new-classes", "CLIP-SVD's accuracy on the new (unseen) classes is above zero-shot CLIP's "
+                               "(mean over seeds, then datasets)",
+          method="CLIP-SVD", baseline="zero-shot CLIP", metric="new accuracy", margin=0.0, requires=BASE_TO_NEW_LOSS,
+          paper_effect=2.07, paper_effect_source="README base-to-novel, 11-dataset means: 76.29 − 74.22"),
+]
+
+# %% [markdown]
 # ## Figures
+#
+# Left: accuracy against shots (mean ± sd over seeds) per model and dataset; right: base-to-new accuracy.
 
 # %%
-def plot_results(few_shot, base_to_new):
-    fig, extra = few_shot_figure(few_shot, shots, ["CLIP-SVD", "linear probe", "zero-shot CLIP"],
-                                 extra_panels=1 if len(base_to_new) else 0)
-    if len(base_to_new):
+def plot_results(rows):
+    base_to_new_part = rows[rows.metric.isin(base_to_new_metrics)]
+    fig, extra = few_shot_figure(rows, shots, ["CLIP-SVD", "linear probe", "zero-shot CLIP"], reported=REPORTED,
+                                 extra_panels=1 if len(base_to_new_part) else 0)
+    if len(base_to_new_part):
         ax = extra[0]
-        long = base_to_new.melt(id_vars=["dataset", "seed", "method"], value_vars=["base", "new", "HM"],
-                                var_name="classes", value_name="accuracy")
-        sns.barplot(data=long, x="classes", y="accuracy", hue="method", errorbar="sd", ax=ax,
-                    hue_order=["CLIP-SVD", "zero-shot CLIP"])
+        sns.barplot(data=base_to_new_part, x="metric", y="value", hue="method", errorbar="sd", ax=ax,
+                    order=base_to_new_metrics, hue_order=["CLIP-SVD", "zero-shot CLIP"])
         ax.set_title(f"base-to-new · {', '.join(base_to_new_datasets)} · {models[0][0]}", fontsize=10)
         ax.set_xlabel("")
         ax.set_ylabel("top-1 accuracy (%)")
     fig.tight_layout()
     return fig
 
-plot_results(few_shot_results, base_to_new_results)
+
+plot_results(rows)
 plt.show()
 
 # %% [markdown]
-# ## Verdict
-#
-# The claim holds here if, on every dataset and at every shot count, CLIP-SVD's accuracy is above zero-shot
-# CLIP's and above the linear probe's for every seed (each seed pairs the methods on the same $k$-shot images),
-# and if its base-to-new harmonic mean is above zero-shot CLIP's for every seed.
+# **Against the README (paper profile).** Where a run covers all 11 natural datasets, its means over seeds, then
+# datasets, beside the README's 11-dataset means.
 
 # %%
-first_model = models[0][0]
-few_shot_first = few_shot_results[few_shot_results.model == first_model]
-per_seed = few_shot_first.pivot_table(index=["dataset", "shots", "seed"], columns="method", values="accuracy")
-few_shot_mean = per_seed.groupby(["dataset", "shots"]).mean()
-beats_zero_shot = (per_seed["CLIP-SVD"] > per_seed["zero-shot CLIP"]).groupby(["dataset", "shots"]).all()
-beats_probe = (per_seed["CLIP-SVD"] > per_seed["linear probe"]).groupby(["dataset", "shots"]).all()
-few_shot_wins = beats_zero_shot & beats_probe
-few_shot_margins = pd.DataFrame({
-    "CLIP-SVD": few_shot_mean["CLIP-SVD"],
-    "per seed": per_seed["CLIP-SVD"].groupby(["dataset", "shots"]).agg(lambda a: ", ".join(f"{v:.2f}" for v in a)),
-    "vs zero-shot": few_shot_mean["CLIP-SVD"] - few_shot_mean["zero-shot CLIP"],
-    "above zero-shot in every seed": beats_zero_shot,
-    "vs linear probe": few_shot_mean["CLIP-SVD"] - few_shot_mean["linear probe"],
-    "above the probe in every seed": beats_probe,
-    "sigma change (%)": few_shot_first.groupby(["dataset", "shots"])["sigma change (%)"].mean(),
-})
-few_shot_margins.round(2)
+def mean_over_datasets(rows, metrics_and_datasets):
+    """Rows of the mean over seeds, then over the 11 datasets, for each metric whose datasets cover all 11."""
+    means = []
+    for metric_names, names in metrics_and_datasets:
+        if not NATURAL_DATASETS <= set(names):
+            continue
+        part = summarise(rows[rows.metric.isin(metric_names) & rows.dataset.isin(NATURAL_DATASETS)])
+        keys = [key for key in ("model", "method", "metric", "shots") if key in part]
+        means.append(part.groupby(keys, dropna=False)["mean"].mean().reset_index()
+                     .rename(columns={"mean": "value"}).assign(dataset=MEAN_OF_11))
+    return pd.concat(means, ignore_index=True) if means else pd.DataFrame()
+
+
+averages = mean_over_datasets(rows, [(["accuracy"], datasets), (base_to_new_metrics, base_to_new_datasets)])
+compare_with_reported(averages, REPORTED).dropna(subset=["reproduced"]).round(2) if len(averages) else None
 
 # %%
-base_to_new_first = base_to_new_results[base_to_new_results.model == first_model]
-base_to_new_mean = base_to_new_first.groupby("method")[["base", "new", "HM"]].mean()
-base_to_new_holds = None
-if len(base_to_new_mean):
-    hm = base_to_new_first.pivot_table(index=["dataset", "seed"], columns="method", values="HM")
-    base_to_new_holds = bool((hm["CLIP-SVD"] > hm["zero-shot CLIP"]).all())
-    display(pd.concat([base_to_new_mean, (base_to_new_mean.loc["CLIP-SVD"] - base_to_new_mean.loc["zero-shot CLIP"])
-                       .to_frame("CLIP-SVD − zero-shot").T]).round(2))
-
-# %%
-# Reported: README of HealthX-Lab/CLIP-SVD, ViT-B/16, averages over the 11 natural datasets and 3 seeds.
-REPORTED_FEW_SHOT = {1: 73.20, 2: 76.06, 4: 78.18, 8: 80.55, 16: 82.97}
-REPORTED_LINEAR_PROBE = {1: 45.77, 2: 56.92, 4: 66.79, 8: 73.43, 16: 78.39}
-REPORTED_ZERO_SHOT = 65.36
-REPORTED_BASE_TO_NEW = {"base": 84.38, "new": 76.29, "HM": 80.13}
-REPORTED_BASE_TO_NEW_ZERO_SHOT = {"base": 69.34, "new": 74.22, "HM": 71.70}
-NATURAL_DATASETS = set(FEW_SHOT_TEMPLATES)
-
-
-def suffix(dataset_name):
-    return "" if dataset_name == datasets[0] else f"_{dataset_name}"
-
-
-metric_values, baseline_values, reported_values = {}, {}, {}
-for dataset_name in datasets:
-    part = few_shot_mean.loc[dataset_name]
-    metric_values.update({f"clip_svd_{k}shot{suffix(dataset_name)}": part["CLIP-SVD"][k] for k in shots})
-    baseline_values[f"zero_shot{suffix(dataset_name)}"] = part["zero-shot CLIP"][shots[0]]
-    baseline_values.update({f"linear_probe_{k}shot{suffix(dataset_name)}": part["linear probe"][k] for k in shots})
-if len(datasets) > 1:
-    average = few_shot_mean.groupby("shots").mean()
-    metric_values.update({f"clip_svd_{k}shot_average": average["CLIP-SVD"][k] for k in shots})
-    baseline_values["zero_shot_average"] = average["zero-shot CLIP"][shots[0]]
-    baseline_values.update({f"linear_probe_{k}shot_average": average["linear probe"][k] for k in shots})
-if len(base_to_new_mean):
-    metric_values.update({f"base_to_new_{c.lower()}": base_to_new_mean.loc["CLIP-SVD", c]
-                          for c in ("base", "new", "HM")})
-    baseline_values.update({f"zero_shot_base_to_new_{c.lower()}": base_to_new_mean.loc["zero-shot CLIP", c]
-                            for c in ("base", "new", "HM")})
-
-if session.profile == "paper" and first_model.startswith("ViT-B-16"):
-    if NATURAL_DATASETS <= set(datasets):
-        reported_values.update({f"clip_svd_{k}shot_average": v for k, v in REPORTED_FEW_SHOT.items() if k in shots})
-        reported_values.update({f"linear_probe_{k}shot_average": v
-                                for k, v in REPORTED_LINEAR_PROBE.items() if k in shots})
-        reported_values["zero_shot_average"] = REPORTED_ZERO_SHOT
-    if NATURAL_DATASETS <= set(base_to_new_datasets):
-        reported_values.update({f"base_to_new_{c.lower()}": v for c, v in REPORTED_BASE_TO_NEW.items()})
-        reported_values.update({f"zero_shot_base_to_new_{c.lower()}": v
-                                for c, v in REPORTED_BASE_TO_NEW_ZERO_SHOT.items()})
-if reported_values:
-    reproduced = {**metric_values, **baseline_values}
-    display(pd.DataFrame({"reproduced": {k: reproduced[k] for k in reported_values}, "reported": reported_values})
-            .assign(difference=lambda t: t.reproduced - t.reported).round(2))
-
-# %%
-claim_holds = bool(few_shot_wins.all()) and base_to_new_holds is not False
-losing = [f"{ds} at {k} shot{'s' if k > 1 else ''} ({row['vs zero-shot']:+.2f} vs zero-shot, "
-          f"{row['vs linear probe']:+.2f} vs the probe)"
-          for (ds, k), row in few_shot_margins[~few_shot_wins].iterrows()]
-notes = ("Few-shot: it beat both baselines at every shot count in every seed." if not losing
-         else "Few-shot: it did not beat both baselines in every seed at " + ", ".join(losing) + ".")
-if base_to_new_holds is not None:
-    notes += (f" Base-to-new HM {base_to_new_mean.loc['CLIP-SVD', 'HM']:.2f} vs zero-shot "
-              f"{base_to_new_mean.loc['zero-shot CLIP', 'HM']:.2f}"
-              + (" (above in every seed)." if base_to_new_holds else " (not above in every seed)."))
-notes += f" Few-shot: {iterations_per_shot} steps per shot at lr {learning_rate:g} (official: 200 at 5e-4)."
-if base_to_new_datasets:
-    notes += (" Base-to-new: " + ", ".join(f"{base_to_new_epochs[ds]} epochs on {ds}" for ds in base_to_new_datasets)
-              + f" at lr {base_to_new_learning_rate:g}.")
-result = record(
-    metrics=metric_values, baseline=baseline_values, reported=reported_values,
-    key_metric=f"clip_svd_{shots[-1]}shot", key_baseline="zero_shot",
-    claim=("Fine-tuning only the singular values of both encoders beats zero-shot CLIP and a linear probe at every "
-           "shot count, and raises the base-to-new harmonic mean above zero-shot CLIP's (in every seed)"),
-    claim_holds=claim_holds, notes=notes,
-)
-# clip-svd under the paper profile: `invoke batch --profile paper --papers clip-svd`, or with plain papermill
-# `papermill notebooks/clip-svd.ipynb out.ipynb -f notebooks/profiles/paper/clip-svd.yaml` (on a GPU machine).
-# Datasets are read from $CLIPBOOK_DATA (default ~/data) in the CoOp layout; see clipbook/data/real.py.
+clipbook.record(session, rows=rows, claims=CLAIMS, reported=REPORTED, preconditions=preconditions,
+                notes=f"Few-shot: {iterations_per_shot} steps per shot at lr {learning_rate:g} (official: 200 at 5e-4). "
+                      + "".join(f"Base-to-new: {base_to_new_epochs[name]} epochs at lr {base_to_new_learning_rate:g} "
+                                f"on {name} (official: 10 or 20 at 4e-4). " for name in base_to_new_datasets)
+                      + f"Training crops: area {augment_scale[0]:g}-{augment_scale[1]:g}.");
