@@ -2,6 +2,7 @@
 
     python benchmarks/bench_features.py                 # features only
     python benchmarks/bench_features.py --batch         # plus the offline batch, cold and warm
+    python benchmarks/bench_features.py --pretrain      # plus the cold start (both tiny models from scratch)
 
 Same model (the tiny CLIP), same data (the toy world's test split), same thread count. "bare" is the
 floor: `model.encode_image` over tensors already decoded, transformed and stacked in memory; the
@@ -58,7 +59,23 @@ def bench_features(split: str = "test") -> dict:
     with tempfile.TemporaryDirectory() as cache, mock.patch.dict(os.environ, {"CLIPBOOK_CACHE": cache}):
         cold, warm = time_library_cold_warm(loaded, dataset)
     return {"images": n, "bare_encode_image_per_s": n / bare, "library_cold_per_s": n / cold,
-            "library_warm_per_s": n / warm}
+            "library_warm_per_s": n / warm, "cold_over_bare": bare / cold}
+
+
+def bench_pretraining() -> dict:
+    """Cold start: the tiny CLIP and the tiny self-supervised ViT trained from scratch in an empty cache, each in a
+    fresh process (as a first `invoke batch` does)."""
+    timings = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "CLIPBOOK_CACHE": cache}
+        for label, module, build in (("tiny_clip", "clipbook.models.tiny_clip", "tiny_clip_checkpoint"),
+                                     ("tiny_ssl", "clipbook.models.tiny_ssl", "tiny_ssl_checkpoint")):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", f"import {module} as m; m.{build}(show_progress=False)"],
+                           cwd=ROOT, env=env, check=True)
+            timings[f"pretrain_{label}_s"] = time.perf_counter() - start
+    timings["cold_start_s"] = sum(timings.values())
+    return timings
 
 
 def bench_batch() -> dict:
@@ -80,11 +97,15 @@ def bench_batch() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", action="store_true", help="also time the offline batch (minutes)")
+    parser.add_argument("--pretrain", action="store_true",
+                        help="also time the cold start: both tiny models trained from scratch (minutes)")
     args = parser.parse_args()
     os.environ.setdefault("CLIPBOOK_PROGRESS", "0")
     results = bench_features()
     if args.batch:
         results.update(bench_batch())
+    if args.pretrain:
+        results.update(bench_pretraining())
     for name, value in results.items():
         print(f"{name:<28} {value:12.1f}")
     (ROOT / "benchmarks" / "results.json").write_text(json.dumps(results, indent=2) + "\n")

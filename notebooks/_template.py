@@ -29,7 +29,7 @@
 # %% tags=["parameters"]
 profile = "offline"
 models = [["clipbook-tiny-rn", "toyworld"]]
-datasets = ["toy", "toy-noise"]
+datasets = ["toy", "toy-aircraft", "toy-satellite"]
 seeds = [1, 2, 3]
 shots = [16]
 device = "auto"

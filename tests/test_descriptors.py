@@ -3,13 +3,18 @@ import json
 import pytest
 
 from clipbook import descriptors
-from clipbook.toyworld import world
+from clipbook.toyworld import suite, world
 
 
-def test_toyworld_descriptors_are_the_classes_descriptions():
+def test_toyworld_descriptors_are_every_suite_class_with_its_descriptions():
     loaded = descriptors.load_descriptors("toyworld")
-    assert list(loaded) == list(world.CLASS_NAMES)
-    assert loaded["circle"] == world.CLASSES["circle"]["descriptions"]
+    assert list(loaded) == list(world.CLASSES) and len(loaded) >= 100
+    for spec in suite.SUITE.values():
+        classnames = world.FAMILY_CLASSES[spec["family"]]
+        assert descriptors.descriptors_for(classnames, loaded) == [world.CLASSES[c]["descriptions"] for c in classnames]
+    assert all(len(d) >= 2 for d in loaded.values())
+    loaded["circle"].append("edited")  # a copy: editing it leaves the world alone
+    assert "edited" not in world.CLASSES["circle"]["descriptions"]
 
 
 def test_unknown_source_names_the_known_ones():

@@ -26,3 +26,28 @@ def linear_probe(train_features, train_labels, val_features, val_labels,
         if acc > best_acc:  # first best wins: prefer stronger regularisation on ties
             best, best_acc = probe, acc
     return best
+
+
+def baseline_curves(loaded, datasets, shots=(1, 2, 4, 8, 16), seeds=(1, 2, 3)) -> list[dict]:
+    """Zero-shot accuracy and CoOp's linear-probe curve (k shots per class, C chosen on the min(k, 4)-shot val
+    split, CoOp protocol splits per seed) of one model on each dataset: tidy rows (model, dataset, method,
+    metric, value, shots, seed); the zero-shot row has no shots or seed. What the toy suite is calibrated on."""
+    from clipbook.evaluation.classification import ClassificationTask
+    from clipbook.progress import progress
+
+    rows = []
+    for name in progress(list(datasets), desc="baseline curves"):
+        task = ClassificationTask(loaded, name)
+        base = {"model": loaded.name, "dataset": name, "metric": "accuracy"}
+        rows.append({**base, "method": "zero-shot CLIP", "value": task.zero_shot_accuracy()})
+        x_train, y_train = task.features("train")
+        x_val, y_val = task.features("val")
+        x_test, y_test = task.features("test")
+        for k in shots:
+            for seed in seeds:
+                split = task.few_shot_split(k, seed)
+                probe = linear_probe(x_train[split["train"]], y_train[split["train"]],
+                                     x_val[split["val"]], y_val[split["val"]])
+                rows.append({**base, "method": "linear probe", "shots": k, "seed": seed,
+                             "value": accuracy(probe.predict(x_test.numpy()), y_test.numpy())})
+    return rows

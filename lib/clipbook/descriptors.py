@@ -2,7 +2,7 @@
 
 A descriptor source is a plain config in `DESCRIPTOR_SOURCES`:
 
-    load_descriptors("toyworld")           # the toy world's own class descriptions (no files)
+    load_descriptors("toyworld")           # the toy world's own descriptions of every suite class (no files)
     load_descriptors("cbd-dtd")            # a paper's released JSON {class: [descriptor, ...]}
 
 Released files are downloaded once into the cache (`$CLIPBOOK_CACHE/descriptors`), written
@@ -117,7 +117,7 @@ def load_descriptors(source: str) -> dict[str, list[str]]:
         raise UnknownDescriptorSourceError(
             f"unknown descriptor source {source!r}; known: {', '.join(sorted(DESCRIPTOR_SOURCES))}")
     config = DESCRIPTOR_SOURCES[source]
-    if config["kind"] == "toyworld":
+    if config["kind"] == "toyworld":  # every family's classes, in world.CLASSES order (names are unique)
         return {name: list(spec["descriptions"]) for name, spec in world.CLASSES.items()}
     path = _download(source, config)
     try:

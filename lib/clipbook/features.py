@@ -52,7 +52,65 @@ def _loader_workers(device: torch.device, num_images: int) -> int:
     return min(8, os.cpu_count() or 1)
 
 
+def _eval_normalize(loaded: LoadedModel, transform, image_size: int):
+    """The Normalize of the model's eval preprocessing when `transform` is that preprocessing and it does nothing
+    else to an image already at the model's input size (resize and centre crop are identities there); else None."""
+    from torchvision import transforms
+
+    if transform is not loaded.preprocess or not hasattr(transform, "transforms"):
+        return None
+    # the input size of an open_clip tower, or of a timm ViT (the self-supervised encoders)
+    size = getattr(getattr(loaded.model, "visual", None), "image_size", None) or getattr(loaded.model, "image_size", None)
+    size = size[0] if isinstance(size, (tuple, list)) else size
+    if size != image_size:
+        return None
+    steps = transform.transforms
+    normalize = [t for t in steps if isinstance(t, transforms.Normalize)]
+    harmless = (transforms.Resize, transforms.CenterCrop, transforms.ToTensor, transforms.Normalize)
+    # converting to RGB is an identity on the toy world's RGB images: open_clip's `_convert_to_rgb` (older releases)
+    # or `MaybeConvertMode("RGB")` (newer ones, beside `MaybeToTensor`, a ToTensor)
+    to_rgb = [t for t in steps if getattr(t, "__name__", "") == "_convert_to_rgb"
+              or (type(t).__name__ == "MaybeConvertMode" and getattr(t, "mode", None) == "RGB")]
+    if len(normalize) != 1 or not all(isinstance(t, harmless) or any(t is r for r in to_rgb) for t in steps):
+        return None
+    for t in steps:
+        if isinstance(t, (transforms.Resize, transforms.CenterCrop)):
+            wanted = t.size if isinstance(t.size, int) else t.size[0]
+            if wanted != size or (isinstance(t.size, (tuple, list)) and len(set(t.size)) != 1):
+                return None
+    return normalize[0]
+
+
+def _encode_rendered(loaded: LoadedModel, dataset, indices, normalize, batch_size: int, desc: str):
+    """Encode a procedural dataset drawn a batch at a time (`dataset.render`), the next batch drawn in a thread
+    while the model encodes this one: rendering is not the bottleneck of cold feature extraction."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    device = next(loaded.model.parameters()).device
+    order = list(range(len(dataset))) if indices is None else indices
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    mean = torch.tensor(normalize.mean, dtype=torch.float32).view(1, 3, 1, 1) * 255
+    std = torch.tensor(normalize.std, dtype=torch.float32).view(1, 3, 1, 1) * 255
+
+    def prepare(batch):  # as ToTensor (x / 255) then Normalize ((x - mean) / std), in one step
+        pixels = torch.from_numpy(dataset.render(batch)).permute(0, 3, 1, 2).float()
+        return (pixels - mean) / std
+
+    chunks = []
+    with ThreadPoolExecutor(max_workers=1) as pool, deterministic_torch(), torch.no_grad():
+        pending = pool.submit(prepare, batches[0]) if batches else None
+        for b in progress(range(len(batches)), desc=desc, leave=False):
+            images = pending.result()
+            pending = pool.submit(prepare, batches[b + 1]) if b + 1 < len(batches) else None
+            chunks.append(loaded.model.encode_image(images.to(device)).float().cpu())
+    return torch.cat(chunks) if chunks else torch.empty(0)
+
+
 def _encode(loaded: LoadedModel, dataset, indices, transform, batch_size: int, desc: str, seed: int | None):
+    if seed is None and hasattr(dataset, "render") and hasattr(dataset, "image_size"):
+        normalize = _eval_normalize(loaded, transform, dataset.image_size)
+        if normalize is not None:
+            return _encode_rendered(loaded, dataset, indices, normalize, batch_size, desc)
     device = next(loaded.model.parameters()).device
     items = _Transformed(dataset, transform, indices, seed)
     workers = _loader_workers(device, len(items))

@@ -106,3 +106,27 @@ def test_shared_artifacts_come_from_each_notebooks_declaration():
     assert runner.shared_artifacts_needed([real["gda"]]) == ["tiny-clip"]
     assert runner.shared_artifacts_needed([real["gda"], real["nola"]]) == ["tiny-clip", "tiny-ssl"]
     assert runner.shared_artifacts_needed([]) == []
+
+
+def test_a_workbook_page_writes_its_artifacts_beside_results_and_is_listed_apart(tmp_path):
+    (tmp_path / "notebooks").mkdir()
+    notebook = nbformat.v4.new_notebook()
+    cells = {"parameters": 'profile = "offline"',
+             "parameter-spec": 'from clipbook.batch.parameters import declare\nSPEC = declare("profile", needs=())'}
+    tagged = []
+    for tag, source in cells.items():
+        tagged.append(nbformat.v4.new_code_cell(source))
+        tagged[-1].metadata["tags"] = [tag]
+    body = ("import clipbook\nsession = clipbook.start(SPEC, globals())\n"
+            "rows = [{'model': 'm', 'dataset': 'd', 'method': 'zero-shot CLIP', 'metric': 'accuracy', 'value': 50.0}]\n"
+            "clipbook.record(session, rows=rows, kind='workbook', summary='1 of 1 targets pass',\n"
+            "                artifacts={'calibration.json': {'average': {'zero_shot': 50.0}}})")
+    notebook.cells = [nbformat.v4.new_markdown_cell("# A workbook page"), *tagged, nbformat.v4.new_code_cell(body)]
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, tmp_path / "notebooks" / "page.ipynb")
+    results = runner.run_batch(tmp_path, papers=["page"], log=lambda line: None)
+    assert results["papers"]["page"]["status"] == "ok", results["papers"]["page"].get("error")
+    written = json.loads((tmp_path / "reports/offline/calibration.json").read_text())
+    assert written == {"average": {"zero_shot": 50.0}}
+    index = (tmp_path / "reports/offline/index.html").read_text()
+    assert "Workbook pages" in index and "1 of 1 targets pass" in index

@@ -52,3 +52,16 @@ def test_record_round_trips_through_a_notebook_output_with_provenance_in_metadat
     # the displayed tables carry the same verdicts and sentences
     assert "holds" in rec._html(made) and made["claims"][0]["sentence"] in rec._text(made)
     assert "Effect on the toy world" in rec._html(made)
+
+
+def test_a_workbook_record_needs_no_claims_and_carries_its_artifacts_and_summary():
+    made = rec.make_record(rows=ROWS, claims=[], kind="workbook", summary="3 of 4 targets pass",
+                           artifacts={"calibration.json": {"average": {"zero_shot": 58.0}}})
+    assert made["kind"] == "workbook" and made["claims"] == [] and made["summary"] == "3 of 4 targets pass"
+    assert made["artifacts"]["calibration.json"]["average"]["zero_shot"] == 58.0
+    assert "3 of 4 targets pass" in rec._html(made) and "<th>claim</th>" not in rec._html(made)
+    assert "kind" not in rec.make_record(rows=ROWS, claims=CLAIMS[:1])  # a paper's record is unchanged
+    with pytest.raises(ValueError, match="kind"):
+        rec.make_record(rows=ROWS, claims=CLAIMS, kind="essay")
+    with pytest.raises(ValueError, match="plain file name"):
+        rec.make_record(rows=ROWS, claims=[], kind="workbook", artifacts={"../escape.json": {}})

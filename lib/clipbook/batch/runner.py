@@ -192,6 +192,8 @@ def run_batch(root: Path, *, profile: str = "offline", papers: list[str] | None 
                 record = {"status": "failed", "error": traceback.format_exc(limit=1), "runtime_s": 0.0,
                           "input_hash": ""}
             _write_json(out_dir / "records" / f"{slug}.json", record)
+            for name, data in (record.get("artifacts") or {}).items():  # a workbook page's files (calibration.json)
+                _write_json(out_dir / Path(name).name, data)
             write_results(root, profile)
             log(f"[{record['status']}] {slug} in {record.get('runtime_s', 0):.0f} s"
                 + (f": {record['error']}" if record.get("error") else ""))

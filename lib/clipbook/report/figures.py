@@ -61,3 +61,46 @@ def few_shot_figure(rows, shots: list[int], hue_order: list[str], *, extra_panel
     for ax in axes[total:]:
         ax.set_visible(False)
     return fig, axes[len(panels):total]
+
+
+def calibration_figure(rows, reference: dict, counterparts: dict[str, str], shots: list[int]):
+    """The toy suite against real CLIP, one panel per toy dataset: the toy linear-probe curve (mean ± sd over
+    seeds) and zero-shot line, beside the reference model's curve and zero-shot line on the counterpart dataset.
+
+    Args:
+        rows: tidy rows of `baselines.baseline_curves` (methods "zero-shot CLIP" and "linear probe").
+        reference: {counterpart: {"zero_shot": float, "linear_probe": {shots: float} or None}}.
+        counterparts: {toy dataset: counterpart name}.
+        shots: the shot counts, ticked on a log2 axis.
+    """
+    frame = as_frame(rows)
+    datasets = list(dict.fromkeys(frame["dataset"]))
+    columns = min(PANELS_PER_ROW, len(datasets))
+    fig, axes = plt.subplots(-(-len(datasets) // columns), columns, figsize=(4.2 * columns, 3.3 * -(-len(datasets) // columns)),
+                             squeeze=False, sharey=True)
+    toy_colour, real_colour = sns.color_palette("colorblind")[0], (0.35, 0.35, 0.35)
+    for ax, dataset in zip(axes.flat, datasets):
+        part = frame[frame["dataset"] == dataset]
+        probe = part[part["method"] == "linear probe"]
+        sns.lineplot(data=probe, x="shots", y="value", marker="o", errorbar="sd", color=toy_colour, ax=ax,
+                     label="toy: linear probe")
+        zero_shot = part.loc[part["method"] == "zero-shot CLIP", "value"]
+        if len(zero_shot):
+            ax.axhline(float(zero_shot.iloc[0]), color=toy_colour, linestyle="--", label="toy: zero-shot")
+        ref = reference.get(counterparts.get(dataset, ""), {})
+        if ref.get("linear_probe"):
+            points = sorted((int(k), v) for k, v in ref["linear_probe"].items() if v is not None)
+            ax.plot([k for k, _ in points], [v for _, v in points], marker="s", color=real_colour,
+                    label="RN50: linear probe")
+        if ref.get("zero_shot") is not None:
+            ax.axhline(ref["zero_shot"], color=real_colour, linestyle=":", label="RN50: zero-shot")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(shots, [str(k) for k in shots])
+        ax.set_ylim(0, 100)
+        ax.set_title(f"{dataset} ~ {counterparts.get(dataset, '?')}", fontsize=10)
+        ax.set_xlabel("shots per class")
+        ax.set_ylabel("top-1 accuracy (%)")
+        ax.legend(fontsize=7, loc="lower right")
+    for ax in list(axes.flat)[len(datasets):]:
+        ax.set_visible(False)
+    return fig

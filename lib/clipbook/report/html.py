@@ -66,7 +66,8 @@ def _claim_rows(paper: dict) -> str:
 def render_index(results: dict) -> str:
     """The index page: per paper its status, runtime, and every claim with its verdict, effect and interval."""
     profile = results["profile"]
-    papers = results["papers"]
+    papers = {slug: paper for slug, paper in results["papers"].items() if paper.get("kind", "paper") == "paper"}
+    workbook = {slug: paper for slug, paper in results["papers"].items() if paper.get("kind", "paper") != "paper"}
     counts = {verdict: 0 for verdict in VERDICT_CLASS}
     for paper in papers.values():
         for claim in paper.get("claims", []):
@@ -84,6 +85,17 @@ def render_index(results: dict) -> str:
             + (f"<div class='bad'>{html.escape(paper['error'])}</div>" if paper.get("error") else "")
             + "</td></tr>"
         )
+    workbook_rows = "".join(
+        f"<tr><td><a href='{html.escape(page.get('html') or '#')}'>{html.escape(slug)}</a>"
+        f"<div class='title'>{html.escape(page.get('title', ''))}</div></td>"
+        f"<td class='{'ok' if page.get('status') == 'ok' else 'bad'}'>{html.escape(page.get('status', '?'))}</td>"
+        f"<td class='num'>{page.get('runtime_s', 0):.0f} s</td><td>{html.escape(page.get('summary', ''))}"
+        + (f"<div class='bad'>{html.escape(page['error'])}</div>" if page.get("error") else "")
+        + "</td></tr>" for slug, page in sorted(workbook.items()))
+    workbook_section = "" if not workbook else (
+        "<h2>Workbook pages</h2><p>Pages about the workbook itself (not papers), such as the toy suite's "
+        "calibration against real CLIP baselines.</p><table><thead><tr><th>page</th><th>status</th><th>runtime</th>"
+        f"<th>summary</th></tr></thead><tbody>{workbook_rows}</tbody></table>")
     verdict_heading = "effect on the toy world" if profile == "offline" else "verdict"
     explanation = (
         "Offline, every notebook runs the paper's method against the paper's own baseline on the procedural toy "
@@ -110,5 +122,6 @@ td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 hash, parameters, models, datasets, device, packages) is in <a href="results.json">results.json</a>.</p>
 <table><thead><tr><th>paper</th><th>status</th><th>runtime</th><th>claims — {verdict_heading}</th></tr></thead>
 <tbody>{''.join(rows)}</tbody></table>
+{workbook_section}
 </body></html>
 """

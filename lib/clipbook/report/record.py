@@ -29,11 +29,24 @@ def use_style() -> None:
                                 "axes.titleweight": "bold", "svg.hashsalt": "clipbook"})
 
 
+KINDS = ("paper", "workbook")
+
+
 def make_record(*, rows, claims: list[Claim], reported=None, preconditions: list[Precondition] | None = None,
-                profile: str = "offline", notes: str = "") -> dict:
-    """The record's data (without provenance): rows, reported rows, evaluated claims, comparison."""
-    if not claims:
+                profile: str = "offline", notes: str = "", kind: str = "paper", artifacts: dict | None = None,
+                summary: str = "") -> dict:
+    """The record's data (without provenance): rows, reported rows, evaluated claims, comparison.
+
+    A workbook page that is not a paper (kind "workbook", e.g. the toy-suite calibration) may state no claims;
+    its `summary` is what the index shows, and each of its `artifacts` ({file name: JSON data}) is written
+    beside results.json by the batch."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if not claims and kind == "paper":
         raise ValueError("a record states at least one claim of the paper")
+    for name in artifacts or {}:
+        if not isinstance(name, str) or "/" in name or not name.endswith(".json"):
+            raise ValueError(f"an artifact is a plain file name ending in .json, got {name!r}")
     for claim in claims:
         if not isinstance(claim, Claim):
             raise TypeError(f"claims must be clipbook.claims.Claim, got {type(claim).__name__}")
@@ -57,6 +70,7 @@ def make_record(*, rows, claims: list[Claim], reported=None, preconditions: list
         "preconditions": [asdict(p) for p in preconditions],
         "comparison": records(comparison),
         "notes": notes,
+        **({"kind": kind, "summary": summary, "artifacts": _json_safe(artifacts or {})} if kind != "paper" else {}),
     }
 
 
@@ -85,7 +99,8 @@ def _html(record: dict) -> str:
         f"<td style='text-align:right'>{effect_text(c)}</td><td style='text-align:right'>{c['margin']:+.2f}</td>"
         f"<td style='text-align:right'>{'—' if c['paper_effect'] is None else format(c['paper_effect'], '+.2f')}</td>"
         f"<td>{html.escape(c['sentence'])}</td></tr>" for c in record["claims"])
-    parts = [f"<div class='clipbook-record'><table><thead><tr><th>claim</th><th>{heading}</th><th>effect [CI]</th>"
+    parts = [] if not record["claims"] else [
+        f"<table><thead><tr><th>claim</th><th>{heading}</th><th>effect [CI]</th>"
              f"<th>margin</th><th>paper</th><th>from the numbers</th></tr></thead><tbody>{rows}</tbody></table>"]
     if record["preconditions"]:
         parts.append("<p><b>Preconditions:</b> " + "; ".join(
@@ -96,13 +111,15 @@ def _html(record: dict) -> str:
             + (f" {r['shots']}-shot" if "shots" in r else "")
             + f": {r['reproduced']:.2f} vs {r['reported']:.2f} ({r['delta']:+.2f})" for r in record["comparison"])
             + "</p>")
+    if record.get("summary"):
+        parts.append(f"<p><b>{html.escape(record['summary'])}</b></p>")
     if record["notes"]:
         parts.append(f"<p>{html.escape(record['notes'])}</p>")
-    return "".join(parts) + "</div>"
+    return "<div class='clipbook-record'>" + "".join(parts) + "</div>"
 
 
 def _text(record: dict) -> str:
-    lines = []
+    lines = [record["summary"]] if record.get("summary") else []
     for claim in record["claims"]:
         lines.append(f"[{claim['verdict'].upper()}] {claim['statement']}")
         lines.append(f"    {claim['sentence']}")
@@ -114,8 +131,9 @@ def _text(record: dict) -> str:
     return "\n".join(lines)
 
 
-def record(session, *, rows, claims: list[Claim], reported=None, preconditions: list[Precondition] | None = None,
-           notes: str = "") -> None:
+def record(session, *, rows, claims: list[Claim] = (), reported=None,
+           preconditions: list[Precondition] | None = None, notes: str = "", kind: str = "paper",
+           artifacts: dict | None = None, summary: str = "") -> None:
     """Evaluate and display the notebook's results record (see module docstring). It returns nothing, so the
     last cell of a notebook stores no execute_result holding volatile provenance for nbval to compare; read it
     back with `read_record` or from reports/<profile>/results.json."""
@@ -123,8 +141,8 @@ def record(session, *, rows, claims: list[Claim], reported=None, preconditions: 
 
     from clipbook.report import provenance
 
-    result = make_record(rows=rows, claims=claims, reported=reported, preconditions=preconditions,
-                         profile=session.profile, notes=notes)
+    result = make_record(rows=rows, claims=list(claims), reported=reported, preconditions=preconditions,
+                         profile=session.profile, notes=notes, kind=kind, artifacts=artifacts, summary=summary)
     stamp = provenance.collect(parameters=session.parameters, device=session.device, started=session.started)
     # serialised as a string: nbval's sanitizers run regexes over every output value
     display({RECORD_MIME: json.dumps(result, sort_keys=True), "text/html": _html(result), "text/plain": _text(result)},

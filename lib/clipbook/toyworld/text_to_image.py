@@ -4,15 +4,18 @@ Papers that build support sets with a text-to-image model (SuS-X, CapS-Adapter: 
 prompted with a class name or an image caption) need the toy-world analogue of that model. Here it
 is exact and cheap: `parse_caption` reads back the attributes a caption of `world.caption` states
 (class, colour, size, position, background, style), and `scene_from_caption` draws a new scene that
-has exactly those attributes and random values, from a seeded generator, for everything the caption
-leaves open (plus the usual rotation/position jitter and pixel noise). Like a diffusion model it is
-faithful to the prompt and random elsewhere; unlike one it never gets the prompt wrong.
+has exactly those attributes and, for everything the caption leaves open, the values a toy-world split
+would draw (`splits._scene`: the class's colours, jitter, a place's objects, fresh pixel noise). Like a
+diffusion model it is faithful to the prompt and random elsewhere; unlike one it never gets the prompt wrong.
 
     scene = scene_from_caption("a photo of a small red circle at the left on a striped background.", seed=0)
     support = SceneDataset([scene, ...], name="caps-support", split="seed1")  # for features.image_features
 
-The class may be named ("a red circle") or described by one of its `world.CLASSES` descriptions
-("a red shape with no corners"); a caption that identifies no class is an error.
+The class may be of any family, named ("a red circle", "a shiba inu", "a dc-9", "sea or lake") or described
+by its `world.CLASSES` descriptions ("a red shape with no corners"). Descriptions identify a class only when
+exactly one class has all the descriptions a caption gives: "a hole in the middle" fits a ring and a donut,
+so it needs `family=` (the dataset's label space) to say which. A caption that identifies no single class is
+an error.
 """
 from __future__ import annotations
 
@@ -20,21 +23,25 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import replace
+from functools import lru_cache
 
 import numpy as np
 import torch
 from PIL import Image
 
-from clipbook.toyworld import world
+from clipbook.toyworld import splits, world
 
-# Same jitter ranges as the toy-world splits (splits.scenes): rotation in radians, shift as a
-# fraction of the image side.
+# The jitter `scene_from_caption` draws (that of a split without a shift variant, `splits._scene`): rotation
+# in radians, shift as a fraction of the image side.
 ANGLE_JITTER = 0.25
 SHIFT_JITTER = 0.05
 
-# "a photo" is the generator's default style: a caption that also says "a noisy photo" or "a sketch"
-# (as a CapS prompt "A photo of circle. A sketch of ..." does) is rendered in that specific style.
-_STYLE_PHRASES = {"noise": r"\bnoisy photo\b", "sketch": r"\bsketch\b", "photo": r"\bphoto\b"}
+# Each domain's word in a caption (`world.DOMAINS`); plain "photo" is taken last, so a caption that also says
+# "a noisy photo" or "a satellite photo" (as a CapS prompt "A photo of circle. A sketch of ..." does) keeps
+# the specific style.
+_STYLE_PHRASES = {"noise": r"\bnoisy photo\b", "aerial": r"\bsatellite photo\b", "texture": r"\bclose-up photo\b",
+                  "sketch": r"\bsketch\b", "cartoon": r"\bcartoon\b", "photo": r"\bphoto\b"}
 _POSITION_PHRASES = {name: (r"\bin the centre\b" if name == "centre" else rf"\bat the {name}\b")
                      for name in world.POSITIONS}
 
@@ -59,51 +66,112 @@ def _single(attributes: str, values: set[str], caption: str) -> str | None:
     return next(iter(values), None)
 
 
-def parse_caption(caption: str) -> dict[str, str | None]:
-    """The attributes a toy-world caption states.
+def _is_place(classname: str) -> bool:
+    return world.CLASSES[classname]["draw"] == "place"
 
-    Reads every level of `world.caption` (name, short, medium, long, description), with or without
-    a prefix such as CapS-Adapter's "A photo of {class}. ". Matching is on whole words and phrases,
-    case-insensitive; class descriptions and background phrases are matched first and blanked out, so
-    the words inside them ("at the bottom" in a heart's "a point at the bottom") are not read twice.
 
-    Args:
-        caption: the text.
+@lru_cache(maxsize=1)
+def _description_phrases() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(descriptions read as descriptions, a place's object descriptions), each longest first.
 
-    Returns:
-        A dict with keys ``classname``, ``colour``, ``size``, ``position``, ``background`` and
-        ``domain``; a value is None where the caption does not state it. ``classname`` is never None.
-
-    Raises:
-        ValueError: if the caption identifies no class, or states two different values of one
-            attribute (two classes, two colours, a sketch that is also a noisy photo, ...).
+    A place is described by its objects ("a b747"); those phrases are read as names of the objects, not blanked,
+    so "a photo of a b747." stays an aircraft. Every other description is blanked once read, so class names inside
+    one (a waffle's "a square grid") are not read as names.
     """
-    if not isinstance(caption, str):
-        raise TypeError(f"caption must be a string, got {type(caption).__name__}")
-    text = " " + caption.lower() + " "
-    classes = set()
-    # longest first, so that no description is blanked out by a shorter one inside it
-    descriptions = sorted(((d, name) for name, spec in world.CLASSES.items() for d in spec["descriptions"]),
-                          key=lambda item: -len(item[0]))
-    for description, name in descriptions:
+    objects = {world._a(o) for spec in world.CLASSES.values() if spec["draw"] == "place" for o in spec["objects"]}
+    backgrounds = {spec["phrase"] for spec in world.BACKGROUNDS.values()}
+    every = {d for spec in world.CLASSES.values() for d in spec["descriptions"]} - backgrounds
+    return (tuple(sorted(every - objects, key=lambda d: -len(d))), tuple(sorted(objects, key=lambda d: -len(d))))
+
+
+def _identify(text: str, candidates: list[str], caption: str) -> tuple[str, set[str], str]:
+    """The class a caption names or describes, among `candidates`; returns it, the backgrounds the caption states,
+    and the text with its description, background and name phrases blanked out (what is left is read for colour,
+    size, position and style)."""
+    blanked_descriptions, object_descriptions = _description_phrases()
+    described = set()
+    for description in blanked_descriptions:
         found, text = _take(text, _words(description))
         if found:
-            classes.add(name)
+            described.add(description)
     backgrounds = set()
     for name, spec in world.BACKGROUNDS.items():
         found, text = _take(text, _words(spec["phrase"]))
         if found:
             backgrounds.add(name)
+    described |= {d for d in object_descriptions if re.search(_words(d), text)}
+    named = [name for name in candidates if re.search(_words(name), text)]
+    places = [n for n in named if _is_place(n)]
+    if places:
+        # a place's caption names the objects in it ("There is a white b747."): the class is the place, and
+        # the objects' colours are not the scene's
+        classname = _single("classes", set(places), caption)
+        for name in world.CLASSES:
+            text = re.sub(rf"\b(?:(?:{'|'.join(world.COLOURS)})\s+)?{re.escape(name)}\b", " | ", text)
+        # its own background is one of its descriptions ("It has a b747 and a plain grey background."), which a
+        # scene of it need not show; another background is the scene's
+        setting = world.CLASSES[classname]["background"]
+        return classname, backgrounds - {setting}, text
+    if named:
+        classname = _single("classes", set(named), caption)
+        return classname, backgrounds, re.sub(_words(classname), " | ", text)
+    # a background phrase describes only a place (its setting); for any other class it is just the background
+    settings = {world.BACKGROUNDS[name]["phrase"] for name in backgrounds}
+    if not described and not settings:
+        raise ValueError(f"caption names no toy-world class ({len(world.CLASSES)} known, e.g. "
+                         f"{', '.join(candidates[:4])}) and gives none of their descriptions: {caption!r}")
+    fitting = [n for n in candidates
+               if described <= set(world.CLASSES[n]["descriptions"])
+               and (not _is_place(n) or settings <= set(world.CLASSES[n]["descriptions"]))
+               and (described or _is_place(n))]
+    if len(fitting) != 1:
+        which = f"several classes ({', '.join(fitting[:8])}{', ...' if len(fitting) > 8 else ''})" if fitting \
+            else "no class"
+        raise ValueError(f"caption names no toy-world class and its descriptions ({'; '.join(sorted(described))}) fit "
+                         f"{which}; name the class or pass family=: {caption!r}")
+    return fitting[0], backgrounds, text
+
+
+def parse_caption(caption: str, family: str | None = None) -> dict[str, str | None]:
+    """The attributes a toy-world caption states.
+
+    Reads every level of `world.caption` (name, short, medium, long, description) of every family, with or
+    without a prefix such as CapS-Adapter's "A photo of {class}. ". Matching is on whole words and phrases,
+    case-insensitive. Class descriptions and background phrases are matched first and blanked out, so the
+    words inside them ("at the bottom" in a heart's "a point at the bottom", "square" in a waffle's "a square
+    grid") are not read twice. A caption that names a place (a multi-object scene) also names its objects: the
+    class is the place. A caption that names no class is read by its descriptions: the class is the only one
+    (among `family`'s classes, or all) that has every description it gives.
+
+    Args:
+        caption: the text.
+        family: restrict the classes to one family (`world.FAMILIES`, a dataset's label space); None: all.
+
+    Returns:
+        A dict with keys ``classname``, ``family``, ``colour``, ``size``, ``position``, ``background`` and
+        ``domain``; a value is None where the caption does not state it. ``classname`` is never None.
+
+    Raises:
+        ValueError: if the caption identifies no single class, or states two different values of one
+            attribute (two classes, two colours, a sketch that is also a noisy photo, ...), or for an
+            unknown family.
+    """
+    if not isinstance(caption, str):
+        raise TypeError(f"caption must be a string, got {type(caption).__name__}")
+    if family is not None and family not in world.FAMILIES:
+        raise ValueError(f"unknown family {family!r}; known: {', '.join(world.FAMILIES)}")
+    candidates = list(world.CLASSES) if family is None else list(world.FAMILY_CLASSES[family])
+    classname, backgrounds, text = _identify(" " + caption.lower() + " ", candidates, caption)
     styles = set()
-    for name, pattern in _STYLE_PHRASES.items():  # "noisy photo" is taken before "photo"
+    for name, pattern in _STYLE_PHRASES.items():  # the specific styles are taken before plain "photo"
         found, text = _take(text, pattern)
         if found:
             styles.add(name)
     if len(styles) > 1:
         styles.discard("photo")
-    classes |= {name for name in world.CLASS_NAMES if re.search(_words(name), text)}
-    stated = {
-        "classname": _single("classes", classes, caption),
+    return {
+        "classname": classname,
+        "family": world.CLASSES[classname]["family"],
         "colour": _single("colours", {c for c in world.COLOURS if re.search(_words(c), text)}, caption),
         "size": _single("sizes", {s for s in world.SIZES if re.search(_words(s), text)}, caption),
         "position": _single("positions", {p for p, pattern in _POSITION_PHRASES.items()
@@ -111,10 +179,6 @@ def parse_caption(caption: str) -> dict[str, str | None]:
         "background": _single("backgrounds", backgrounds, caption),
         "domain": _single("styles", styles, caption),
     }
-    if stated["classname"] is None:
-        raise ValueError(f"caption names no toy-world class (known: {', '.join(world.CLASS_NAMES)}) and "
-                         f"gives none of their descriptions: {caption!r}")
-    return stated
 
 
 def _generator(seed: SeedLike) -> np.random.Generator:
@@ -125,46 +189,39 @@ def _generator(seed: SeedLike) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def scene_from_caption(caption: str, seed: SeedLike, *, domain: str | None = None) -> world.Scene:
+def scene_from_caption(caption: str, seed: SeedLike, *, domain: str | None = None,
+                       family: str | None = None) -> world.Scene:
     """A new scene with the attributes the caption states and random values for the rest.
 
-    The toy world's analogue of prompting a text-to-image model: colour, size, position and
-    background the caption leaves open are drawn uniformly, and every scene gets fresh rotation and
-    position jitter (the ranges of the toy-world splits) and a fresh pixel-noise seed, so two
-    seeds give two different images of the same caption.
+    The toy world's analogue of prompting a text-to-image model: what the caption leaves open is drawn as a
+    toy-world split draws it (`splits._scene`, backgrounds uniform): a colour of the class
+    (`splits.class_colours`), a size, position and background, rotation and position jitter, a place's objects
+    and a fresh pixel-noise seed, so two seeds give two different images of the same caption. Everything is
+    drawn even where the caption states it, so one stated attribute does not shift the random stream of the
+    others.
 
     Args:
         caption: a toy-world caption (see `parse_caption`).
         seed: an int, a sequence of ints (e.g. ``[run_seed, index]``) or a numpy Generator to draw from.
-        domain: the rendering style. None (default) renders the style the caption states, or a photo
-            if it states none; a domain name (``world.DOMAINS``) overrides the caption.
+        domain: the rendering style. None (default) renders the style the caption states, or the family's
+            native style (`world.FAMILIES`: a photo, a satellite photo, a close-up) if it states none; a domain
+            name (``world.DOMAINS``) overrides the caption.
+        family: restrict the classes to one family (see `parse_caption`).
 
     Returns:
-        The scene; render it with `world.render` (or through `SceneDataset`).
+        The scene, of the class's family; render it with `world.render` (or through `SceneDataset`).
 
     Raises:
         ValueError: for a caption `parse_caption` rejects, or an unknown domain.
     """
     if domain is not None and domain not in world.DOMAINS:
         raise ValueError(f"unknown domain {domain!r}; known: {', '.join(world.DOMAINS)}")
-    stated = parse_caption(caption)
+    stated = parse_caption(caption, family)
     rng = _generator(seed)
-
-    def pick(attribute: str, choices) -> str:
-        # draw even when the caption states the value, so one caption attribute does not shift the
-        # random stream of the others
-        drawn = str(rng.choice(list(choices)))
-        return stated[attribute] or drawn
-
-    colour = pick("colour", world.COLOURS)
-    size = pick("size", world.SIZES)
-    position = pick("position", world.POSITIONS)
-    background = pick("background", world.BACKGROUNDS)
-    angle = float(rng.uniform(-ANGLE_JITTER, ANGLE_JITTER))
-    dx, dy = (float(v) for v in rng.uniform(-SHIFT_JITTER, SHIFT_JITTER, size=2))
-    return world.Scene(label=world.CLASS_NAMES.index(stated["classname"]), colour=colour, size=size,
-                       position=position, background=background, domain=domain or stated["domain"] or "photo",
-                       angle=angle, dx=dx, dy=dy, noise_seed=int(rng.integers(0, 2**31)))
+    classname, family = stated["classname"], stated["family"]
+    domain = domain or stated["domain"] or world.FAMILIES[family]["domain"]
+    drawn = splits._scene(rng, family, world.FAMILY_CLASSES[family].index(classname), domain, None, None)
+    return replace(drawn, **{a: stated[a] for a in ("colour", "size", "position", "background") if stated[a]})
 
 
 def render_caption(caption: str, seed: SeedLike, *, domain: str | None = None) -> np.ndarray:
@@ -186,12 +243,18 @@ class SceneDataset(torch.utils.data.Dataset):
         split: a split name, e.g. which seed generated the scenes.
     """
 
-    def __init__(self, scenes: Sequence[world.Scene], name: str = "scenes", split: str = "generated"):
+    def __init__(self, scenes: Sequence[world.Scene], name: str = "scenes", split: str = "generated",
+                 family: str | None = None):
         self.scenes = tuple(scenes)
         if not all(isinstance(s, world.Scene) for s in self.scenes):
             raise TypeError("SceneDataset takes a sequence of toy-world Scene objects")
+        families = {s.family for s in self.scenes} | ({family} if family else set())
+        if len(families) > 1:
+            raise ValueError(f"a SceneDataset holds scenes of one family (one label space), got {sorted(families)}")
+        self.family = families.pop() if families else "objects"
         self.name, self.split = name, split
-        self.classnames = list(world.CLASS_NAMES)
+        self.image_size = world.IMAGE_SIZE
+        self.classnames = list(world.FAMILY_CLASSES[self.family])
         self.labels = np.array([s.label for s in self.scenes], dtype=np.int64)
 
     def __len__(self) -> int:
@@ -200,6 +263,11 @@ class SceneDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int):
         image, _ = world.render(self.scenes[index])
         return Image.fromarray(image), int(self.labels[index])
+
+    def render(self, indices) -> np.ndarray:
+        """The images (k, H, W, 3) uint8 of `indices`, drawn as one batch (what feature extraction uses: the same
+        pixels as `self[i]`, many times faster)."""
+        return world.render_batch([self.scenes[int(i)] for i in indices])[0]
 
     def mask(self, index: int) -> np.ndarray:
         return world.render(self.scenes[index])[1]
