@@ -112,7 +112,8 @@ def test_a_workbook_page_writes_its_artifacts_beside_results_and_is_listed_apart
     (tmp_path / "notebooks").mkdir()
     notebook = nbformat.v4.new_notebook()
     cells = {"parameters": 'profile = "offline"',
-             "parameter-spec": 'from clipbook.batch.parameters import declare\nSPEC = declare("profile", needs=())'}
+             "parameter-spec": 'from clipbook.batch.parameters import declare\nSPEC = declare("profile", needs=())',
+             "claims": "CLAIMS = []  # a workbook page states no paper's claims"}
     tagged = []
     for tag, source in cells.items():
         tagged.append(nbformat.v4.new_code_cell(source))
