@@ -615,20 +615,14 @@ EXTENT = 1.45
 
 
 def _window(n: int, group: list[dict], extent: float):
-    """Each object's square window (w pixels, covering `extent` radii): its top-left pixel (y0, x0), and the part of
-    it inside the frame as slices of the window and of the frame."""
+    """Each object's square window (w pixels, covering `extent` radii): its top-left pixel (y0, x0) and centre."""
     radius = max(o["radius"] for o in group)
     w = int(math.ceil(2 * extent * radius * n)) + 2
     cx = np.array([o["x"] for o in group], np.float32)
     cy = np.array([o["y"] for o in group], np.float32)
     x0 = np.round(cx * n - w / 2).astype(np.int64)
     y0 = np.round(cy * n - w / 2).astype(np.int64)
-    clips = []
-    for top, left in zip(y0.tolist(), x0.tolist()):
-        a, b = max(0, -top), min(w, n - top)
-        c, d = max(0, -left), min(w, n - left)
-        clips.append((slice(a, b), slice(c, d), slice(top + a, top + b), slice(left + c, left + d)))
-    return w, y0, x0, cx, cy, clips
+    return w, y0, x0, cx, cy
 
 
 def _draw_objects(canvas, main_mask, objects: list[dict], n: int, keep_masks: bool) -> list[np.ndarray]:
@@ -643,7 +637,8 @@ def _draw_objects(canvas, main_mask, objects: list[dict], n: int, keep_masks: bo
     for (_, name, _), members in sorted(groups.items(), key=lambda item: item[0][0]):
         spec = CLASSES[name]
         group = [objects[i] for i in members]
-        w, y0, x0, cx, cy, clips = _window(n, group, EXTENT)
+        scene_rows = np.array([o["row"] for o in group])
+        w, y0, x0, cx, cy = _window(n, group, EXTENT)
         angle = np.array([o["angle"] for o in group], np.float32)[:, None, None]
         px = ((x0[:, None] + np.arange(w) + 0.5) / n).astype(np.float32)[:, None, :] - cx[:, None, None]
         py = ((y0[:, None] + np.arange(w) + 0.5) / n).astype(np.float32)[:, :, None] - cy[:, None, None]
@@ -653,19 +648,25 @@ def _draw_objects(canvas, main_mask, objects: list[dict], n: int, keep_masks: bo
         layers = DRAWERS[spec["draw"]](spec, name, x, y, r)
         colours = _colour_array([o["colour"] for o in group])
         accents = _colour_array([spec.get("accent", "yellow")] * len(group))
+        # every pixel of the drawing is overwritten by one of its layers, so the layers are painted on an empty
+        # window and only the drawing's pixels inside the frame are written back, in one indexed assignment
         patch = np.zeros((len(group), w, w, 3), np.float32)
-        for j, (obj, (wy, wx, fy, fx)) in enumerate(zip(group, clips)):
-            patch[j, wy, wx] = canvas[obj["row"], fy, fx]
         # light falls off towards the object's rim
         falloff = np.clip(0.85 + 0.15 * (1 - np.hypot(x, y) / (r * 1.5)), 0.6, 1.0)[..., None]
         union = _paint(patch, layers, colours, accents, falloff)
-        for j, (obj, (wy, wx, fy, fx)) in enumerate(zip(group, clips)):
-            canvas[obj["row"], fy, fx] = patch[j, wy, wx]
-            main_mask[obj["row"], fy, fx] |= union[j, wy, wx]
-            if keep_masks:
+        ys = y0[:, None] + np.arange(w)
+        xs = x0[:, None] + np.arange(w)
+        union &= ((ys >= 0) & (ys < n))[:, :, None] & ((xs >= 0) & (xs < n))[:, None, :]
+        g, yi, xi = np.nonzero(union)
+        rows, cols, scene = ys[g, yi], xs[g, xi], scene_rows[g]
+        canvas[scene, rows, cols] = patch[g, yi, xi]
+        main_mask[scene, rows, cols] = True
+        if keep_masks:
+            for j, member in enumerate(members):
                 full = np.zeros((n, n), bool)
-                full[fy, fx] = union[j, wy, wx]
-                masks[members[j]] = full
+                on = g == j
+                full[rows[on], cols[on]] = True
+                masks[member] = full
     return masks
 
 
