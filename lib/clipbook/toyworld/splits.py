@@ -112,7 +112,8 @@ def _pick(rng, values):
     return values[int(rng.integers(len(values)))]
 
 
-def _scene(rng: np.random.Generator, family: str, label: int, domain: str, p_home, variant: str | None) -> Scene:
+def sample_scene(rng: np.random.Generator, family: str, label: int, domain: str, p_home,
+                 variant: str | None) -> Scene:
     """One scene of a family's class: nuisances drawn from the split's distribution (a few draws per scene,
     always in the same order so one attribute's change does not shift the others)."""
     classname = FAMILY_CLASSES[family][label]
@@ -194,7 +195,7 @@ def scenes(name: str) -> tuple[Scene, ...]:
         family = cfg.get("family", "objects")
         labels = rng.permutation(np.arange(n) % len(FAMILY_CLASSES[family]))
         plan = [(family, int(label), cfg["domain"]) for label in labels]
-    return tuple(_scene(rng, family, label, domain, cfg["home_background_p"], cfg.get("variant"))
+    return tuple(sample_scene(rng, family, label, domain, cfg["home_background_p"], cfg.get("variant"))
                  for family, label, domain in plan)
 
 

@@ -5,7 +5,7 @@ prompted with a class name or an image caption) need the toy-world analogue of t
 is exact and cheap: `parse_caption` reads back the attributes a caption of `world.caption` states
 (class, colour, size, position, background, style), and `scene_from_caption` draws a new scene that
 has exactly those attributes and, for everything the caption leaves open, the values a toy-world split
-would draw (`splits._scene`: the class's colours, jitter, a place's objects, fresh pixel noise). Like a
+would draw (`splits.sample_scene`: the class's colours, jitter, a place's objects, fresh pixel noise). Like a
 diffusion model it is faithful to the prompt and random elsewhere; unlike one it never gets the prompt wrong.
 
     scene = scene_from_caption("a photo of a small red circle at the left on a striped background.", seed=0)
@@ -32,7 +32,7 @@ from PIL import Image
 
 from clipbook.toyworld import splits, world
 
-# The jitter `scene_from_caption` draws (that of a split without a shift variant, `splits._scene`): rotation
+# The jitter `scene_from_caption` draws (that of a split without a shift variant, `splits.sample_scene`): rotation
 # in radians, shift as a fraction of the image side.
 ANGLE_JITTER = 0.25
 SHIFT_JITTER = 0.05
@@ -194,7 +194,7 @@ def scene_from_caption(caption: str, seed: SeedLike, *, domain: str | None = Non
     """A new scene with the attributes the caption states and random values for the rest.
 
     The toy world's analogue of prompting a text-to-image model: what the caption leaves open is drawn as a
-    toy-world split draws it (`splits._scene`, backgrounds uniform): a colour of the class
+    toy-world split draws it (`splits.sample_scene`, backgrounds uniform): a colour of the class
     (`splits.class_colours`), a size, position and background, rotation and position jitter, a place's objects
     and a fresh pixel-noise seed, so two seeds give two different images of the same caption. Everything is
     drawn even where the caption states it, so one stated attribute does not shift the random stream of the
@@ -220,7 +220,7 @@ def scene_from_caption(caption: str, seed: SeedLike, *, domain: str | None = Non
     rng = _generator(seed)
     classname, family = stated["classname"], stated["family"]
     domain = domain or stated["domain"] or world.FAMILIES[family]["domain"]
-    drawn = splits._scene(rng, family, world.FAMILY_CLASSES[family].index(classname), domain, None, None)
+    drawn = splits.sample_scene(rng, family, world.FAMILY_CLASSES[family].index(classname), domain, None, None)
     return replace(drawn, **{a: stated[a] for a in ("colour", "size", "position", "background") if stated[a]})
 
 

@@ -128,22 +128,22 @@ FLOWERS = {
         FLOWER_NAMES, [(p, s, c) for p in (4, 5, 6, 8) for s in ("round", "pointed") for c in ("yellow", "dark")])
 }
 
-FOOD = {
-    "pizza": {"colour": ("orange", "yellow"), "accent": "red", "descriptions": ["a round flat base", "red toppings"]},
-    "donut": {"colour": ("brown", "white"), "accent": "pink", "descriptions": ["a hole in the middle", "pink icing"]},
-    "pancakes": {"colour": ("brown", "orange"), "accent": "white", "descriptions": ["a stack of flat layers", "golden brown"]},
-    "waffle": {"colour": ("yellow", "brown"), "accent": "brown", "descriptions": ["a square grid", "small square pockets"]},
-    "sushi": {"colour": ("white", "pink"), "accent": "black", "descriptions": ["white rice", "a dark seaweed band"]},
-    "hamburger": {"colour": ("brown", "orange"), "accent": "green", "descriptions": ["a domed bun", "lettuce between buns"]},
-    "tacos": {"colour": ("yellow", "orange"), "accent": "green", "descriptions": ["a folded shell", "green filling"]},
-    "ice cream": {"colour": ("brown", "yellow"), "accent": "pink", "descriptions": ["a cone", "a pink scoop on top"]},
-    "cheesecake": {"colour": ("white", "yellow"), "accent": "pink", "descriptions": ["a wedge", "a pink layer"]},
-    "fried egg": {"colour": ("white", "pink"), "accent": "yellow", "descriptions": ["a white wavy edge", "a yellow yolk"]},
-    "french fries": {"colour": ("yellow", "orange"), "accent": "red", "descriptions": ["thin golden sticks", "a red box"]},
-    "salad": {"colour": ("green", "cyan"), "accent": "red", "descriptions": ["leafy green", "red tomato pieces"]},
-}
 # a dish comes in two typical colours (two recipes, two lights): its colour alone does not give it away
-FOOD = {name: {"family": "food", "draw": "food", "colour": None, "palette": spec["colour"], "accent": spec["accent"],
+FOOD = {
+    "pizza": {"palette": ("orange", "yellow"), "accent": "red", "descriptions": ["a round flat base", "red toppings"]},
+    "donut": {"palette": ("brown", "white"), "accent": "pink", "descriptions": ["a hole in the middle", "pink icing"]},
+    "pancakes": {"palette": ("brown", "orange"), "accent": "white", "descriptions": ["a stack of flat layers", "golden brown"]},
+    "waffle": {"palette": ("yellow", "brown"), "accent": "brown", "descriptions": ["a square grid", "small square pockets"]},
+    "sushi": {"palette": ("white", "pink"), "accent": "black", "descriptions": ["white rice", "a dark seaweed band"]},
+    "hamburger": {"palette": ("brown", "orange"), "accent": "green", "descriptions": ["a domed bun", "lettuce between buns"]},
+    "tacos": {"palette": ("yellow", "orange"), "accent": "green", "descriptions": ["a folded shell", "green filling"]},
+    "ice cream": {"palette": ("brown", "yellow"), "accent": "pink", "descriptions": ["a cone", "a pink scoop on top"]},
+    "cheesecake": {"palette": ("white", "yellow"), "accent": "pink", "descriptions": ["a wedge", "a pink layer"]},
+    "fried egg": {"palette": ("white", "pink"), "accent": "yellow", "descriptions": ["a white wavy edge", "a yellow yolk"]},
+    "french fries": {"palette": ("yellow", "orange"), "accent": "red", "descriptions": ["thin golden sticks", "a red box"]},
+    "salad": {"palette": ("green", "cyan"), "accent": "red", "descriptions": ["leafy green", "red tomato pieces"]},
+}
+FOOD = {name: {"family": "food", "draw": "food", "colour": None, "palette": spec["palette"], "accent": spec["accent"],
                "descriptions": spec["descriptions"], "synonyms": []} for name, spec in FOOD.items()}
 
 TEXTURE_DESCRIPTIONS = {
@@ -761,13 +761,13 @@ def _render_group(scenes: list[Scene], n: int, keep_masks: bool = False):
         canvas[mild] += _scaled_pixel_noise(n)[pixel_index[mild]]
     np.clip(canvas, 0, 255, out=canvas)
     images = canvas.astype(np.uint8)
-    return images, main_mask, object_masks, objects
+    return images, main_mask, object_masks
 
 
 def render_batch(scenes, size: int = IMAGE_SIZE) -> tuple[np.ndarray, np.ndarray]:
     """Draw scenes. Returns (images uint8 (N, H, W, 3), object masks bool (N, H, W)); the mask is the union of the
     scene's objects (the whole frame for textures and land use)."""
-    images, masks, _, _ = _render_group(list(scenes), size)
+    images, masks, _ = _render_group(list(scenes), size)
     return images, masks
 
 
@@ -780,7 +780,7 @@ def render(scene: Scene, size: int = IMAGE_SIZE) -> tuple[np.ndarray, np.ndarray
 def annotations(scene: Scene, size: int = IMAGE_SIZE) -> list[dict]:
     """Per-object annotations of a scene: its class, phrase, visible instance mask (later objects occlude
     earlier ones) and box [x0, y0, x1, y1] in pixels (exclusive end), for region and segmentation work."""
-    _, _, masks, _ = _render_group([scene], size, keep_masks=True)
+    _, _, masks = _render_group([scene], size, keep_masks=True)
     visible = []
     for j, mask in enumerate(masks):
         later = np.logical_or.reduce(masks[j + 1:]) if j + 1 < len(masks) else np.zeros_like(mask)
