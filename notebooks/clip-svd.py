@@ -95,7 +95,7 @@ from threadpoolctl import threadpool_limits
 
 import clipbook
 # (determinism as a module: its int SMALL_WORK_THREADS imported by name would read as a stray parameter)
-from clipbook import baselines, claims, determinism, features, metrics
+from clipbook import baselines, claims, determinism, features, metrics, parallel
 from clipbook.batch.parameters import ParameterError
 from clipbook.cache import cached
 from clipbook.determinism import deterministic_torch, seed_everything
@@ -458,32 +458,39 @@ base_to_new_tasks = [make_task(key, ds, BASE_TO_NEW_TEMPLATES) for key in loaded
 # the official recipe.
 
 # %%
-def few_shot_rows(task):
-    """Tidy accuracy rows (zero-shot once; CLIP-SVD and the probe per seed and shots) and the training runs."""
+def few_shot_run(job) -> tuple[list[dict], dict]:
+    """One (dataset, seed, shots): CLIP-SVD and the probe, as tidy accuracy rows, and the training run."""
+    task, seed, k = job
     base = {"model": task.model_name, "dataset": task.dataset_name, "metric": "accuracy"}
-    rows, runs = [{**base, "method": "zero-shot CLIP", "value": task.zero_shot_accuracy()}], []
     x_test, y_test = task.features("test")
-    for seed in seeds:
-        for k in shots:
-            split = task.few_shot_split(k, seed)
-            iterations = iterations_per_shot * k
-            run = task.fit(split["train"], task.prompt_tokens, iterations=iterations, lr=learning_rate,
-                           cosine_period=iterations, seed=seed)
-            (accuracy,) = task.adapted_accuracy(task.prompt_tokens, None)
-            # the probe sees the k-shot images once, un-augmented, as CoOp's lpclip
-            with small_work():
-                probe = baselines.linear_probe(*task.few_shot_features(split["train"]),
-                                               *task.features("val", split["val"]))
-            rows += [{**base, "seed": seed, "shots": k, "method": "CLIP-SVD", "value": accuracy},
-                     {**base, "seed": seed, "shots": k, "method": "linear probe",
-                      "value": metrics.accuracy(probe.predict(x_test.numpy()), y_test)}]
-            runs.append({"model": task.model_name, "dataset": task.dataset_name, "experiment": "few-shot",
-                         "seed": seed, "shots": k, **run, "accuracy": accuracy})
-    return rows, runs
+    split = task.few_shot_split(k, seed)
+    iterations = iterations_per_shot * k
+    with small_work():
+        run = task.fit(split["train"], task.prompt_tokens, iterations=iterations, lr=learning_rate,
+                       cosine_period=iterations, seed=seed)
+        (accuracy,) = task.adapted_accuracy(task.prompt_tokens, None)
+        # the probe sees the k-shot images once, un-augmented, as CoOp's lpclip
+        probe = baselines.linear_probe(*task.few_shot_features(split["train"]), *task.features("val", split["val"]))
+    rows = [{**base, "seed": seed, "shots": k, "method": "CLIP-SVD", "value": accuracy},
+            {**base, "seed": seed, "shots": k, "method": "linear probe",
+             "value": metrics.accuracy(probe.predict(x_test.numpy()), y_test)}]
+    return rows, {"model": task.model_name, "dataset": task.dataset_name, "experiment": "few-shot",
+                  "seed": seed, "shots": k, **run, "accuracy": accuracy}
 
 
-with small_work():
-    few_shot = [few_shot_rows(task) for task in few_shot_tasks]
+# The (dataset, seed, shots) runs are independent (each fit starts from the pretrained singular values): on a CPU
+# they run on every core as forked processes (`clipbook.parallel`), the most steps first; the test images are
+# encoded once, here, before the fork.
+for task in few_shot_tasks:
+    task.test_images
+jobs = sorted([(task, seed, k) for task in few_shot_tasks for seed in seeds for k in shots], key=lambda job: -job[2])
+results = dict(zip([(task.dataset_name, seed, k) for task, seed, k in jobs],
+                   parallel.map_jobs(few_shot_run, jobs, device=session.device)))
+few_shot = [([{"model": task.model_name, "dataset": task.dataset_name, "metric": "accuracy",
+               "method": "zero-shot CLIP", "value": task.zero_shot_accuracy()}]
+             + [row for seed in seeds for k in shots for row in results[(task.dataset_name, seed, k)][0]],
+             [results[(task.dataset_name, seed, k)][1] for seed in seeds for k in shots])
+            for task in few_shot_tasks]
 rows = pd.DataFrame([row for task_rows, _ in few_shot for row in task_rows])
 runs = pd.DataFrame([run for _, task_runs in few_shot for run in task_runs])
 

@@ -96,10 +96,11 @@ import pandas as pd
 import seaborn as sns
 import torch
 import torch.nn.functional as F
+from torch.nn.utils.rnn import pad_sequence
 from threadpoolctl import threadpool_limits
 
 import clipbook
-from clipbook import baselines, prompting
+from clipbook import baselines, parallel, prompting
 from clipbook import features as feature_cache
 from clipbook.data import registry
 from clipbook.determinism import deterministic_torch
@@ -163,10 +164,11 @@ if released_prompts:  # a missing file fails now, saying where the released prom
 # context before the class name, the $M$ context vectors — have the same activations in every prompt, and of the
 # last block only the EOT token's output is read. `text_features` runs the shared positions once per learner
 # instead of $K$ times (17 of the ~20 positions with $M=16$), computes the last block for the EOT tokens only, and
-# runs the learners of one configuration (every seed, and the datasets that share their classes, as the toy
-# domains do) side by side. It is the same function as `encode_token_embeddings` (CoOp's `TextEncoder`), checked
-# below to float precision, at about half the cost; the learners share nothing but the matrix products (SGD
-# updates each context from its own loss only).
+# runs the learners of one configuration (every seed, and every dataset trained for as many epochs) side by side,
+# padding their classes and batches. It is the same function as `encode_token_embeddings` (CoOp's `TextEncoder`),
+# checked below to float precision, at about half the cost; the learners share nothing but the matrix products (SGD
+# updates each context from its own loss only; checked below). On a CPU the runs are split into chunks of equal
+# cost, one per core, trained in forked processes (`clipbook.parallel`), with the results of a sequential loop.
 
 # %%
 def coop_logits(learner: prompting.PromptLearner, text: torch.Tensor, image_features: torch.Tensor) -> torch.Tensor:
@@ -252,32 +254,43 @@ def text_features(learners: list[prompting.PromptLearner]) -> list[torch.Tensor]
 def train_coop(learners: list[prompting.PromptLearner], images_at, labels: list[torch.Tensor], max_epochs: int,
                seeds_: list[int]) -> list[prompting.PromptLearner]:
     """The CoOp trainer (trainers/coop.py `forward_backward`, Dassl `TrainerX.run_epoch`) for independent learners
-    of the same classes, trained side by side.
+    trained side by side for the same number of epochs; their classes and numbers of images may differ.
 
     `images_at(epoch)` gives each learner's features of its n k-shot images at that epoch (one crop per image and
     epoch, or the un-augmented features); `labels` are their labels; `seeds_` seed each learner's batch order.
+    A learner with fewer batches per epoch sits out the epoch's last steps: it is left out of the forward pass, so
+    its context gets no gradient and SGD (which skips parameters without one) leaves it and its momentum alone,
+    exactly as if it had been trained on its own.
     """
     device = learners[0].ctx.device
     optimizer = torch.optim.SGD([learner.ctx for learner in learners], lr=learning_rate, momentum=0.9,
                                 weight_decay=5e-4)
     order_generators = [torch.Generator().manual_seed(seed) for seed in seeds_]
-    n = len(labels[0])
-    batches_per_epoch = n // batch_size if n >= batch_size else 1  # Dassl drops the last, partial batch
-    which = torch.arange(len(learners), device=device)[:, None]
-    labels = torch.stack(labels).to(device)
+    sizes = [len(y) for y in labels]
+    batches_per_epoch = [n // batch_size if n >= batch_size else 1 for n in sizes]  # Dassl drops the partial batch
+    labels = [y.to(device) for y in labels]
     with deterministic_torch(torch.get_num_threads()):
         for epoch in range(max_epochs):
             for group in optimizer.param_groups:  # Dassl steps its scheduler once per epoch
                 group["lr"] = prompting.coop_learning_rate(epoch, max_epochs, learning_rate, warmup_lr=warmup_lr)
-            images = torch.stack([x.to(device) for x in images_at(epoch)])  # (G, n, D)
-            orders = torch.stack([torch.randperm(n, generator=g) for g in order_generators]).to(device)
-            for b in range(batches_per_epoch):
-                batch = orders[:, b * batch_size:(b + 1) * batch_size]  # (G, B): each learner's own batch
-                logits = coop_logits(learners[0], torch.stack(text_features(learners)), images[which, batch])
-                loss = F.cross_entropy(logits.flatten(0, 1), labels[which, batch].flatten(), reduction="none")
-                optimizer.zero_grad()
+            images = [x.to(device) for x in images_at(epoch)]
+            orders = [torch.randperm(n, generator=g) for n, g in zip(sizes, order_generators)]
+            for b in range(max(batches_per_epoch)):
+                active = [i for i, count in enumerate(batches_per_epoch) if b < count]
+                picks = [orders[i][b * batch_size:(b + 1) * batch_size] for i in active]
+                texts = text_features([learners[i] for i in active])
+                # pad classes (masked to -inf) and batch rows (ignored) so the learners share one matrix product
+                logits = coop_logits(learners[0], pad_sequence(texts, batch_first=True),
+                                     pad_sequence([images[i][p] for i, p in zip(active, picks)], batch_first=True))
+                absent = torch.arange(logits.shape[-1], device=device) >= torch.tensor([len(t) for t in texts],
+                                                                                      device=device)[:, None]
+                logits = logits.masked_fill(absent[:, None, :], float("-inf"))
+                targets = pad_sequence([labels[i][p] for i, p in zip(active, picks)], batch_first=True,
+                                       padding_value=-100)
+                loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none").view_as(targets)
+                optimizer.zero_grad(set_to_none=True)
                 # the sum of the learners' mean losses: each context gets its own loss's gradient
-                loss.view(len(learners), -1).mean(dim=1).sum().backward()
+                (loss.sum(dim=1) / (targets >= 0).sum(dim=1)).sum().backward()
                 optimizer.step()
     return learners
 
@@ -329,25 +342,69 @@ def training_images(task: ClassificationTask, indices, seed: int, mode: str):
 
 
 def side_by_side(model_tasks: list[ClassificationTask], k: int) -> list[list[ClassificationTask]]:
-    """The tasks whose runs at k shots can train side by side: the same classes, number of images and epochs."""
+    """The tasks whose runs at k shots can train side by side: those with the same number of epochs."""
     groups = {}
     for task in model_tasks:
-        key = (tuple(task.classnames), len(task.few_shot_split(k, seeds[0])["train"]), epochs_for(task.dataset_name, k))
-        groups.setdefault(key, []).append(task)
+        groups.setdefault(epochs_for(task.dataset_name, k), []).append(task)
     return list(groups.values())
+
+
+def run_cost(task: ClassificationTask, k: int) -> int:
+    """Prompts x steps of one run: what its training costs."""
+    n = len(task.few_shot_split(k, seeds[0])["train"])
+    return len(task.classnames) * max(1, n // batch_size) * epochs_for(task.dataset_name, k)
+
+
+def balanced_chunks(runs: list, k: int, count: int) -> list[list]:
+    """(task, seed) runs in `count` chunks of about equal cost: the costliest first, each to the lightest chunk."""
+    chunks, loads = [[] for _ in range(count)], [0] * count
+    for task, seed in sorted(runs, key=lambda run: -run_cost(run[0], k)):
+        lightest = loads.index(min(loads))
+        chunks[lightest].append((task, seed))
+        loads[lightest] += run_cost(task, k)
+    return [chunk for chunk in chunks if chunk]
+
+
+def new_learner(task: ClassificationTask, seed: int, context: str, m: int = n_ctx) -> prompting.PromptLearner:
+    position, class_specific = parse_context(context)
+    return prompting.PromptLearner(task.loaded, task.classnames, n_ctx=m, ctx_init=ctx_init or None,
+                                   class_specific=class_specific, class_token_position=position,
+                                   generator=torch.Generator().manual_seed(seed))
+
+
+def train_runs(runs: list, k: int, context: str, m: int = n_ctx, mode: str = augment):
+    """CoOp learners of one configuration, one per (task, seed) run in that order, trained side by side."""
+    splits = [task.few_shot_split(k, seed)["train"] for task, seed in runs]
+    learners = [new_learner(task, seed, context, m) for task, seed in runs]
+    images = [training_images(task, indices, seed, mode) for (task, seed), indices in zip(runs, splits)]
+    labels = [task.labels("train")[torch.as_tensor(indices)] for (task, _), indices in zip(runs, splits)]
+    return train_coop(learners, lambda epoch: [at(epoch) for at in images], labels,
+                      epochs_for(runs[0][0].dataset_name, k), [seed for _, seed in runs])
 
 
 def train_seeds(group: list[ClassificationTask], k: int, context: str, m: int = n_ctx, mode: str = augment):
     """CoOp learners of one configuration, one per (task, seed) in that order, trained side by side."""
-    position, class_specific = parse_context(context)
-    runs = [(task, seed, task.few_shot_split(k, seed)["train"]) for task in group for seed in seeds]
-    learners = [prompting.PromptLearner(task.loaded, task.classnames, n_ctx=m, ctx_init=ctx_init or None,
-                                        class_specific=class_specific, class_token_position=position,
-                                        generator=torch.Generator().manual_seed(seed)) for task, seed, _ in runs]
-    images = [training_images(task, indices, seed, mode) for task, seed, indices in runs]
-    labels = [task.labels("train")[torch.as_tensor(indices)] for task, _, indices in runs]
-    return train_coop(learners, lambda epoch: [at(epoch) for at in images], labels,
-                      epochs_for(group[0].dataset_name, k), [seed for _, seed, _ in runs])
+    return train_runs([(task, seed) for task in group for seed in seeds], k, context, m, mode)
+
+
+def train_all(model_tasks: list[ClassificationTask]) -> dict:
+    """Every (shots, context, dataset, seed) learner of one model, trained in balanced chunks on every CPU core
+    (`clipbook.parallel`: forked workers, each chunk side by side; the result is the sequential one)."""
+    workers = parallel.worker_count(len(shots) * len(model_tasks) * len(seeds))
+    jobs = [(k, context, chunk) for k in shots for context in contexts for group in side_by_side(model_tasks, k)
+            for chunk in balanced_chunks([(task, seed) for task in group for seed in seeds], k, workers)]
+    jobs.sort(key=lambda job: -sum(run_cost(task, job[0]) for task, _ in job[2]))  # longest first
+    contexts_trained = parallel.map_jobs(
+        lambda job: [learner.ctx.detach() for learner in train_runs(job[2], job[0], job[1])], jobs,
+        device=session.device)
+    learners = {}
+    for (k, context, chunk), trained_contexts in zip(jobs, contexts_trained):
+        for (task, seed), trained_context in zip(chunk, trained_contexts):
+            learner = new_learner(task, seed, context)
+            with torch.no_grad():
+                learner.ctx.copy_(trained_context)
+            learners[(k, context, task.dataset_name, seed)] = learner
+    return learners
 
 
 @torch.no_grad()
@@ -369,6 +426,7 @@ def few_shot(model_tasks: list[ClassificationTask]) -> tuple[list[dict], dict]:
     rows = [{**base[task.dataset_name], "method": "zero-shot CLIP", "value": test_accuracy(task, task.zero_shot_logits())}
             for task in model_tasks]
     kept = {task.dataset_name: {} for task in model_tasks}
+    learners = train_all(model_tasks)
     for k in shots:
         for task, seed in [(task, seed) for task in model_tasks for seed in seeds]:
             split = task.few_shot_split(k, seed)
@@ -376,14 +434,12 @@ def few_shot(model_tasks: list[ClassificationTask]) -> tuple[list[dict], dict]:
             rows.append({**base[task.dataset_name], "method": "linear probe", "shots": k, "seed": seed,
                          "value": probe_accuracy(task, probe)})
             kept[task.dataset_name][("linear probe", seed)] = probe
-        for context, group in [(context, group) for context in contexts for group in side_by_side(model_tasks, k)]:
-            learners = train_seeds(group, k, context)
-            for i, task in enumerate(group):
-                mine = learners[i * len(seeds):(i + 1) * len(seeds)]
-                rows += [{**base[task.dataset_name], "method": f"CoOp {context}", "shots": k, "seed": seed,
-                          "value": value, "epochs": epochs_for(task.dataset_name, k)}
-                         for seed, value in zip(seeds, coop_accuracies(task, mine))]
-                kept[task.dataset_name][context] = mine
+        for context, task in [(context, task) for context in contexts for task in model_tasks]:
+            mine = [learners[(k, context, task.dataset_name, seed)] for seed in seeds]
+            rows += [{**base[task.dataset_name], "method": f"CoOp {context}", "shots": k, "seed": seed,
+                      "value": value, "epochs": epochs_for(task.dataset_name, k)}
+                     for seed, value in zip(seeds, coop_accuracies(task, mine))]
+            kept[task.dataset_name][context] = mine
     return rows, kept
 
 
@@ -414,6 +470,8 @@ summary.pivot_table(index=["model", "dataset", "method"], columns="shots", value
 #    learner initialised from them *is* that dataset's zero-shot classifier — same text features, same accuracy.
 #    (Food101's "a photo of {}, a type of food." splits its 8 words 3 + 5 around the class, which CoOp's middle
 #    position, 4 + 4, cannot express; it is reported as such.)
+# 4. Training side by side changes nothing: a learner trained beside one of another dataset (other classes, fewer
+#    batches per epoch, so it sits out steps) ends with the context it reaches when trained alone.
 
 # %%
 def check_prompt_learner(task: ClassificationTask) -> pd.DataFrame:
@@ -481,7 +539,24 @@ def check_template(task: ClassificationTask) -> dict:
     return row
 
 
+def check_side_by_side(first: ClassificationTask, second: ClassificationTask, epochs: int = 3) -> float:
+    """max |context trained beside the other - context trained alone| over both learners: 4 shots of `first`
+    (two batches of 32 per epoch on the toy suite) beside 1 shot of `second` (one batch)."""
+    runs = [(first, first.few_shot_split(4, seeds[0])["train"]), (second, second.few_shot_split(1, seeds[0])["train"])]
+
+    def train(selected):
+        learners = [prompting.PromptLearner(task.loaded, task.classnames, n_ctx=n_ctx,
+                                            generator=torch.Generator().manual_seed(seeds[0])) for task, _ in selected]
+        features = [task.features("train", indices)[0] for task, indices in selected]
+        labels = [task.labels("train")[torch.as_tensor(indices)] for task, indices in selected]
+        return train_coop(learners, lambda epoch: features, labels, epochs, [seeds[0]] * len(selected))
+
+    together, alone = train(runs), [train([run])[0] for run in runs]
+    return max(float((a.ctx - b.ctx).detach().abs().max()) for a, b in zip(together, alone))
+
+
 headline_task = next(iter(tasks.values()))
+sanity_side_by_side = check_side_by_side(headline_task, list(tasks.values())[-1])
 sanity_learner = pd.concat([check_prompt_learner(tasks[(name, datasets[0])]) for name, _ in models])
 sanity_gradients = check_gradients(headline_task)
 sanity_templates = pd.DataFrame([check_template(task) for task in tasks.values()])
@@ -493,7 +568,9 @@ assert sanity_gradients["CLIP weights with a gradient"] == 0, sanity_gradients
 assert sanity_gradients["CLIP weights requiring grad"] == 0, sanity_gradients
 assert len(expressed) and (expressed["max |learner - encode_text|"] < 1e-4).all(), sanity_templates
 assert (expressed["learner acc - zero-shot acc"].abs() < 1e-9).all(), sanity_templates
-display(sanity_learner.round(7), sanity_gradients)
+assert sanity_side_by_side < 1e-5, sanity_side_by_side
+display(sanity_learner.round(7), sanity_gradients,
+        pd.Series({"max |context trained side by side - trained alone|": sanity_side_by_side}))
 sanity_templates
 
 # %% [markdown]

@@ -98,7 +98,7 @@ from PIL import ImageFilter
 from torchvision import transforms
 
 import clipbook
-from clipbook import claims, descriptors, determinism, features, zeroshot
+from clipbook import claims, descriptors, determinism, features, parallel, zeroshot
 from clipbook.batch.parameters import ParameterError
 from clipbook.data import registry
 from clipbook.determinism import deterministic_torch, seed_everything
@@ -609,7 +609,9 @@ def frozen_rows(task: NoLATask) -> list[dict]:
               for encoder, row in (("SSL encoder", "class"), ("CLIP image encoder", CLIP_KNN_ROW))]]
 
 
-def seed_rows(task: NoLATask, seed: int) -> list[dict]:
+def seed_rows(run: tuple[NoLATask, int]) -> tuple[list[dict], tuple[dict, dict]]:
+    """One seed on one dataset: the rows, and the students' initial classifiers and targets (for the ablation)."""
+    task, seed = run
     alignment = train_alignment(task.s_train[task.selected], task.pseudo_labels, task.num_classes, seed)
     # control, not part of NoLA: the same module on CLIP's own image features of the same images
     clip_alignment = train_alignment(task.x_train[task.selected], task.pseudo_labels, task.num_classes, seed)
@@ -620,7 +622,6 @@ def seed_rows(task: NoLATask, seed: int) -> list[dict]:
                     "alignment module on CLIP features (control)": task.accuracy(clip_alignment(task.x_test), task.y_test),
                     "LaFTer text classifier": task.frozen_accuracy(text_classifier)}
     initial = {"NoLA": task.cde, "LaFTer-style": text_classifier}
-    student_setups[(task.model_name, task.dataset_name, seed)] = (initial, targets)  # for the view ablation
     students = {name: PromptedClassifier(task.loaded, classifier, seed).to(session.device)
                 for name, classifier in initial.items()}
     if seed == seeds[0]:  # prompts in, nothing trained
@@ -630,12 +631,17 @@ def seed_rows(task: NoLATask, seed: int) -> list[dict]:
     base = {"model": task.model_name, "dataset": task.dataset_name, "seed": seed}
     return ([{**base, "method": method, "metric": "accuracy", "value": value} for method, value in accuracy.items()]
             + [{**base, "method": method, "metric": "target accuracy", "value": task.accuracy(target, task.y_train)}
-               for method, target in targets.items()])
+               for method, target in targets.items()]), (initial, targets)
 
 
-student_setups = {}  # (model, dataset, seed) -> the students' initial classifiers and targets
-rows = pd.DataFrame([row for task in tasks for row in frozen_rows(task) + [r for seed in seeds
-                                                                            for r in seed_rows(task, seed)]])
+# The (dataset, seed) runs are independent: on a CPU they run on every core as forked processes
+# (`clipbook.parallel`, the results of a sequential loop), the largest train splits first.
+runs = sorted([(task, seed) for task in tasks for seed in seeds], key=lambda run: -len(run[0].x_train))
+results = dict(zip([(task.model_name, task.dataset_name, seed) for task, seed in runs],
+                   parallel.map_jobs(seed_rows, runs, device=session.device)))
+student_setups = {key: setup for key, (_, setup) in results.items()}  # for the view ablation
+rows = pd.DataFrame([row for task in tasks for row in frozen_rows(task) + [
+    r for seed in seeds for r in results[(task.model_name, task.dataset_name, seed)][0]]])
 METHODS = ["zero-shot CLIP", "CDE zero-shot", "alignment module", "alignment module on CLIP features (control)",
            "LaFTer text classifier", "LaFTer-style", "NoLA"]
 accuracy_summary = summarise(rows[rows.metric == "accuracy"])

@@ -16,6 +16,9 @@ DEFAULT_THREADS = int(os.environ.get("CLIPBOOK_THREADS", "2"))
 # spin-waiting on each other made such loops up to 60x slower (measured by the coop, caps-adapter and nola
 # notebooks). Encoding images keeps DEFAULT_THREADS.
 SMALL_WORK_THREADS = 1
+# Set in a forked worker (`clipbook.parallel`): no torch call there may use more threads. A fork keeps the parent's
+# OpenMP state but not its threads, and the first multi-threaded region in the child then waits for them forever.
+THREAD_CAP: int | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -28,7 +31,7 @@ def seed_everything(seed: int) -> None:
 def deterministic_torch(threads: int = DEFAULT_THREADS):
     previous_threads = torch.get_num_threads()
     previous_mode = torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(threads)
+    torch.set_num_threads(threads if THREAD_CAP is None else min(threads, THREAD_CAP))
     # warn rather than fail for the few CUDA ops with no deterministic kernel (paper profile on a GPU)
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
