@@ -94,7 +94,7 @@ def _by_family(papers: dict) -> dict[str, dict]:
 
 
 def _counts(records: dict) -> str:
-    """"2 ok · 1 failed" and the claims' verdict counts, as badges."""
+    """The papers ok and failed ("2 ok · 1 failed") and their claims' verdict counts, as badges."""
     statuses = [record.get("status", "failed") for record in records.values()]
     verdicts = [claim.get("verdict", "not tested")
                 for record in records.values() for claim in record.get("claims", [])]

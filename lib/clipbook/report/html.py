@@ -78,7 +78,8 @@ def failed_preconditions(record: dict) -> list[str]:
 
 
 def family_label(slug: str, record: dict) -> str:
-    """"adaptation — few-shot, ..." for a registered paper; a workbook page or an unregistered slug says so."""
+    """The family and what it covers ("adaptation — few-shot, ..."); a workbook page or an unregistered slug
+    says so."""
     if slug in PAPERS:
         family = PAPERS[slug]["family"]
         return f"{family} — {FAMILIES[family]}"
