@@ -56,17 +56,25 @@ def batch(c, papers="", profile="offline", workers=1, force=False, set_=None):
         sys.exit(f"failed: {', '.join(failed)} (see their pages in reports/{profile}/)")
 
 
-@task(help={"profile": "which profile's reports to render again"})
-def reports(c, profile="offline"):
-    """Render the HTML pages and index again from the executed notebooks already in reports/."""
-    from clipbook.batch.runner import report_dir, write_results
-    from clipbook.report.html import notebook_to_html
+@task(help={"profile": "which profile's reports to render again",
+            "pdf": "also print the index and every page to reports/<profile>/pdf/ through headless Chromium"})
+def reports(c, profile="offline", pdf=False):
+    """Render the HTML pages and every profile's index again from the executed notebooks already in reports/."""
+    from clipbook.batch.runner import render_reports, report_dir
 
     out = report_dir(ROOT, profile)
-    for executed in sorted((out / "notebooks").glob("*.ipynb")):
-        notebook_to_html(executed, out / f"{executed.stem}.html")
-    write_results(ROOT, profile)
+    if not (out / "records").is_dir():
+        sys.exit(f"error: no run under the {profile!r} profile in {out}; run `invoke batch --profile {profile}` first")
+    render_reports(ROOT, profile)
     print(f"{out}/index.html")
+    if pdf:
+        from clipbook.report.browser import BrowserUnavailable, print_pdfs
+
+        try:
+            written = print_pdfs(out)
+        except BrowserUnavailable as err:
+            sys.exit(f"error: cannot print PDFs: {err}")
+        print(f"{len(written)} PDFs in {written[0].parent}/")
 
 
 @task(help={"papers": "comma-separated slugs (default: all)"})

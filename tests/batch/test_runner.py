@@ -53,8 +53,9 @@ def test_batch_records_results_survives_failures_and_resumes(workbook):
     assert (workbook / "reports/offline/gda.html").exists()
     page = (workbook / "reports/offline/gda.html").read_text()
     # math renders offline: MathJax comes from the local copy and no script is loaded from a CDN
-    assert '<script src="https://' not in page and '<script src="_static/mathjax/MathJax.js' in page
-    assert (workbook / "reports/offline/_static/mathjax/MathJax.js").exists()
+    assert '<script src="https://' not in page and '<script src="_static/tex-svg-full.js' in page
+    assert (workbook / "reports/offline/_static/tex-svg-full.js").exists()
+    assert 'class="clipbook-band"' in page and "GDA beats zero-shot CLIP" in page.split("</header>")[0]
 
     results = runner.run_batch(workbook, papers=["broken", "silent"], workers=2, log=logs.append)
     assert results["papers"]["broken"]["status"] == "failed"

@@ -39,3 +39,43 @@ def test_reported_points_are_drawn_only_where_given():
     assert extra == [] and len(stars[0]) == 1 and stars[1] == []
     assert list(stars[0][0].get_ydata()) == [40.0, 60.0]
     plt.close(fig)
+
+
+def _claim(paper, claim_id, verdict, effect, interval=None, paper_effect=None):
+    return {"paper": paper, "id": claim_id, "verdict": verdict, "effect": effect, "interval": interval,
+            "margin": 0.5, "paper_effect": paper_effect}
+
+
+def test_claim_effects_have_one_row_per_claim_with_interval_margin_and_paper_effect():
+    from clipbook.report.figures import claim_effects_figure
+    from clipbook.report.record import VERDICT_COLOURS
+
+    claims = [_claim("gda", "a", "holds", 3.0, [2.0, 4.0], paper_effect=17.0),
+              _claim("coop", "b", "not tested", None), _claim("coop", "c", "inconclusive", 0.4, [-1.0, 1.8])]
+    fig = claim_effects_figure(claims)
+    ax = fig.axes[0]
+    assert [label.get_text() for label in ax.get_yticklabels()] == ["gda · a", "coop · b", "coop · c"]
+    bars = [line for line in ax.lines if len(line.get_xdata()) == 2 and line.get_ydata()[0] == line.get_ydata()[1]]
+    assert sorted((tuple(line.get_xdata()), line.get_color()) for line in bars) == [
+        ((-1.0, 1.8), VERDICT_COLOURS["inconclusive"]), ((2.0, 4.0), VERDICT_COLOURS["holds"])]
+    assert [text.get_text() for text in ax.texts] == ["not tested"]  # the untested claim keeps its row
+    assert sorted(line.get_xdata()[0] for line in ax.lines if line.get_marker() == "D") == [17.0]
+    assert sorted(line.get_xdata()[0] for line in ax.lines if line.get_marker() == "|") == [0.5, 0.5]
+    plt.close(fig)
+
+
+def test_reproduced_against_reported_draws_every_row_the_identity_and_the_band():
+    from clipbook.report.figures import reproduced_vs_reported_figure
+
+    comparison = [{"paper": "gda", "reported": 60.0, "reproduced": 60.5}, {"paper": "gda", "reported": 70.0,
+                                                                          "reproduced": 66.0},
+                  {"paper": "coop", "reported": 80.0, "reproduced": 80.2}]
+    fig = reproduced_vs_reported_figure(comparison)
+    ax = fig.axes[0]
+    points = sorted(tuple(xy) for collection in ax.collections[1:] for xy in collection.get_offsets())
+    assert points == [(60.0, 60.5), (70.0, 66.0), (80.0, 80.2)]
+    identity = ax.lines[0]
+    assert list(identity.get_xdata()) == list(identity.get_ydata())
+    band = ax.collections[0].get_paths()[0].vertices
+    assert band[:, 1].max() - band[:, 0].max() == 1.0  # the band's upper edge is one point above the identity
+    plt.close(fig)

@@ -98,7 +98,7 @@ def run_one(root: str, slug: str, parameters: dict, profile: str) -> dict:
         if record["status"] == "failed" and not found:
             record["claims"] = _untested_claims(source, parameters, record.get("error", "the notebook failed"))
         try:
-            notebook_to_html(executed, out_dir / f"{slug}.html")
+            notebook_to_html(executed, out_dir / f"{slug}.html", record={"profile": profile, **record})
             record["html"] = f"{slug}.html"
         except Exception as err:  # a broken page must not lose the run's numbers
             record["html_error"] = f"{type(err).__name__}: {err}"
@@ -136,18 +136,46 @@ def load_records(root: Path, profile: str) -> dict[str, dict]:
 
 
 def write_results(root: Path, profile: str) -> dict:
-    """results.json (schema v2, documented in reports/README.md) and index.html from the paper records."""
-    from clipbook.report.html import render_index
-
+    """results.json (schema v2, documented in reports/README.md) from the paper records, then every profile's
+    index.html (each index shows all profiles that have run)."""
     records = load_records(root, profile)
     titles = paper_titles(root)
     papers = {slug: {"title": titles.get(slug, ""), **{k: v for k, v in rec.items() if k != "input_hash"}}
               for slug, rec in records.items()}
     results = {"schema": SCHEMA_VERSION, "profile": profile, "papers": papers}
-    out_dir = report_dir(root, profile)
-    _write_json(out_dir / "results.json", results)
-    atomic_write_bytes(render_index(results).encode(), out_dir / "index.html")
+    _write_json(report_dir(root, profile) / "results.json", results)
+    write_indexes(root)
     return results
+
+
+def write_indexes(root: Path) -> list[Path]:
+    """index.html in every profile folder with a results.json: the dashboard over all of them, opened on its own."""
+    from clipbook.report.dashboard import render_index
+
+    reports = {}
+    for path in sorted((root / "reports").glob("*/results.json")):
+        try:
+            reports[path.parent.name] = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            continue  # rewritten whole after every paper; an unreadable one is left out until then
+    written = []
+    for profile in reports:
+        written.append(report_dir(root, profile) / "index.html")
+        atomic_write_bytes(render_index(reports, current=profile).encode(), written[-1])
+    return written
+
+
+def render_reports(root: Path, profile: str) -> dict:
+    """Render every executed notebook's page again, with the header band from its record, then results.json
+    and the indexes (what `invoke reports` does; no notebook runs)."""
+    from clipbook.report.html import notebook_to_html
+
+    out_dir = report_dir(root, profile)
+    records = load_records(root, profile)
+    for executed in sorted((out_dir / "notebooks").glob("*.ipynb")):
+        record = records.get(executed.stem, {})
+        notebook_to_html(executed, out_dir / f"{executed.stem}.html", record={"profile": profile, **record})
+    return write_results(root, profile)
 
 
 def paper_titles(root: Path) -> dict[str, str]:

@@ -5,6 +5,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from clipbook.report.record import VERDICT_COLOURS
 from clipbook.report.rows import as_frame
 
 PANEL_SIZE = (4.6, 3.7)  # inches per panel
@@ -103,4 +104,70 @@ def calibration_figure(rows, reference: dict, counterparts: dict[str, str], shot
         ax.legend(fontsize=7, loc="lower right")
     for ax in list(axes.flat)[len(datasets):]:
         ax.set_visible(False)
+    return fig
+
+
+def claim_effects_figure(claims: list[dict]):
+    """Every claim's effect with its interval, against its margin and the paper's own effect: one row per claim.
+
+    Args:
+        claims: verdicts as `clipbook.claims.evaluate` returns them, each with a `paper` key (the slug); a claim
+            without an effect (not tested) keeps its row, labelled with its verdict; colours by verdict.
+
+    Returns:
+        The figure.
+    """
+    fig, ax = plt.subplots(figsize=(7.5, 0.9 + 0.27 * max(len(claims), 1)))
+    positions = list(range(len(claims)))[::-1]  # the first claim on top
+    for y, claim in zip(positions, claims):
+        colour = VERDICT_COLOURS.get(claim["verdict"], "#666")
+        if claim.get("effect") is None:
+            ax.annotate(claim["verdict"], (0, y), xytext=(4, 0), textcoords="offset points", va="center",
+                        color=colour, fontsize=8, style="italic")
+            continue
+        low, high = claim["interval"] if claim.get("interval") else (claim["effect"], claim["effect"])
+        ax.plot([low, high], [y, y], color=colour, linewidth=2, solid_capstyle="butt")
+        ax.plot(claim["effect"], y, "o", color=colour, markersize=5)
+        ax.plot(claim.get("margin", 0.0), y, "|", color="#222", markersize=10)
+        if claim.get("paper_effect") is not None:
+            ax.plot(claim["paper_effect"], y, "D", markerfacecolor="none", markeredgecolor="#222", markersize=5)
+    ax.axvline(0, color="#999", linewidth=0.8)
+    ax.set_yticks(positions, [f"{claim['paper']} · {claim['id']}" for claim in claims], fontsize=8)
+    ax.set_ylim(-0.7, len(claims) - 0.3)
+    ax.set_xlabel("effect: method − baseline, in the claim's metric (95 % interval over seeds)")
+    ax.grid(axis="y", visible=False)
+    handles = [plt.Line2D([], [], color=colour, marker="o", linewidth=2, label=verdict)
+               for verdict, colour in VERDICT_COLOURS.items()]
+    handles += [plt.Line2D([], [], color="#222", marker="|", markersize=10, linestyle="", label="margin"),
+                plt.Line2D([], [], color="#222", marker="D", markerfacecolor="none", linestyle="",
+                           label="paper's effect")]
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    return fig
+
+
+def reproduced_vs_reported_figure(comparison: list[dict], band: float = 1.0):
+    """Each reported number against its reproduced value, with the identity line and a ±`band` band.
+
+    Args:
+        comparison: rows of `clipbook.report.rows.compare_with_reported` (reported, reproduced), each with a
+            `paper` key (the slug), drawn in one colour per paper.
+        band: half-width of the shaded band around the identity, in the metric's unit (points).
+
+    Returns:
+        The figure.
+    """
+    frame = pd.DataFrame(comparison)
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    low = float(min(frame["reported"].min(), frame["reproduced"].min())) - 2 * band
+    high = float(max(frame["reported"].max(), frame["reproduced"].max())) + 2 * band
+    ax.fill_between([low, high], [low - band, high - band], [low + band, high + band], color="#1a7f37", alpha=0.12,
+                    linewidth=0, label=f"±{band:g} point")
+    ax.plot([low, high], [low, high], color="#444", linewidth=1, label="reproduced = reported")
+    sns.scatterplot(data=frame, x="reported", y="reproduced", hue="paper", ax=ax, s=28)
+    ax.set_xlim(low, high)
+    ax.set_ylim(low, high)
+    ax.set_aspect("equal")
+    ax.set_xlabel("reported by the paper")
+    ax.set_ylabel("reproduced (mean over seeds)")
+    ax.legend(fontsize=7, loc="upper left")
     return fig

@@ -1,42 +1,130 @@
-"""HTML reports: one page per executed notebook and an index over all papers.
+"""HTML pages: one per executed notebook, nbconvert's rendering under a header band with the claims, verdicts and
+provenance; the index over all papers is `clipbook.report.dashboard`.
 
-Pages render offline: MathJax is served from a copy next to the reports (from the
-jupyter-server-mathjax package) instead of nbconvert's default CDN, and the index is plain HTML+CSS.
+Pages render offline from file://: the `clipbook` nbconvert template (templates/clipbook) drops nbconvert's CDN
+scripts (require.js, mermaid) and loads MathJax 3 from a copy beside the pages (`install_mathjax`), taken from
+the django-static-mathjax package (MathJax's own browser builds; no Django needed).
 """
 from __future__ import annotations
 
 import html
-import re
 import shutil
+from importlib import resources
 from pathlib import Path
 
-from clipbook.report.record import effect_text
+from clipbook.papers import FAMILIES, PAPERS
+from clipbook.report.provenance import describe
+from clipbook.report.record import VERDICT_COLOURS, claims_table
 
 STATIC = "_static"
-MATHJAX_CONFIG = "MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"  # the config this MathJax copy ships
+# one file with every TeX extension built in: nothing is loaded on demand, and the SVG output needs no web fonts
+MATHJAX_BUILD = "tex-svg-full.js"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 def install_mathjax(report_dir: Path) -> str:
     """Copy MathJax next to the reports once; return its URL relative to the pages."""
-    import jupyter_server_mathjax
+    import mathjax  # the django-static-mathjax distribution
 
-    source = Path(jupyter_server_mathjax.__file__).parent / "static"
-    target = report_dir / STATIC / "mathjax"
-    if not (target / "MathJax.js").exists():
-        shutil.copytree(source, target, dirs_exist_ok=True)
-    return f"{STATIC}/mathjax/{MATHJAX_CONFIG}"
+    source = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5" / MATHJAX_BUILD
+    target = report_dir / STATIC / MATHJAX_BUILD
+    if not target.exists() or target.stat().st_size != source.stat().st_size:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    return f"{STATIC}/{MATHJAX_BUILD}"
 
 
-def notebook_to_html(notebook_path: Path, html_path: Path) -> Path:
+def verdict_class(verdict: str) -> str:
+    """The CSS class of a verdict's badge: "does not hold" -> "verdict-does-not-hold"."""
+    return "verdict-" + verdict.replace(" ", "-")
+
+
+def report_css() -> str:
+    """The stylesheet the pages and the index share, with the verdict colours of the record's own tables."""
+    colours = "".join(f".{verdict_class(verdict)} {{ --verdict: {colour}; }}\n"
+                      for verdict, colour in VERDICT_COLOURS.items())
+    return colours + resources.files("clipbook.report").joinpath("static/report.css").read_text(encoding="utf-8")
+
+
+def paper_links(slug: str, record: dict, prefix: str = "") -> list[tuple[str, str]]:
+    """(label, href) of a paper's page, the paper, its official code and its executed notebook; `prefix` is the
+    path from the linking page to the paper's report folder."""
+    links = [("page", prefix + record["html"])] if record.get("html") else []
+    registered = PAPERS.get(slug, {})
+    links += [(label, registered[key]) for key, label in (("paper", "paper"), ("code", "official code"))
+              if registered.get(key)]
+    links.append(("executed notebook", f"{prefix}notebooks/{slug}.ipynb"))
+    return links
+
+
+def link_list(links: list[tuple[str, str]]) -> str:
+    return " · ".join(f"<a href='{html.escape(href)}'>{html.escape(label)}</a>" for label, href in links)
+
+
+def provenance_list(lines: dict[str, str]) -> str:
+    """`provenance.describe`'s lines as a definition list (empty without lines)."""
+    if not lines:
+        return ""
+    return "<dl class='provenance'>" + "".join(f"<dt>{html.escape(label)}</dt><dd>{html.escape(text)}</dd>"
+                                               for label, text in lines.items()) + "</dl>"
+
+
+def failed_preconditions(record: dict) -> list[str]:
+    """Details of the preconditions that failed, measured by the notebook or required by a claim, each once."""
+    checks = list(record.get("preconditions") or [])
+    checks += [check for claim in record.get("claims") or [] for check in claim.get("preconditions") or []]
+    return list(dict.fromkeys(check.get("detail") or check.get("id", "?") for check in checks
+                              if not check.get("passed", True)))
+
+
+def family_label(slug: str, record: dict) -> str:
+    """The family and what it covers ("adaptation — few-shot, ..."); a workbook page or an unregistered slug
+    says so."""
+    if slug in PAPERS:
+        family = PAPERS[slug]["family"]
+        return f"{family} — {FAMILIES[family]}"
+    return "workbook page" if record.get("kind") == "workbook" else "not in clipbook.papers"
+
+
+def page_band(slug: str, record: dict) -> str:
+    """The header band of a paper's page: back to the index, links, status, claims with verdicts, failed
+    preconditions and provenance. Reads only the fields it shows, so a record with more fields renders the same."""
+    status = record.get("status", "not run")
+    facts = [html.escape(family_label(slug, record)),
+             f"<span class='status-{html.escape(status)}'>{html.escape(status)}</span>"]
+    if record.get("runtime_s") is not None:
+        facts.append(f"{record['runtime_s']:.0f} s")
+    if record.get("profile"):
+        facts.append(f"{html.escape(record['profile'])} profile")
+    parts = [f"<nav><a href='index.html'>← index of all papers</a> · "
+             f"{link_list([link for link in paper_links(slug, record) if link[0] != 'page'])} · "
+             f"<a href='results.json'>results.json</a></nav>",
+             f"<p class='facts'>{' · '.join(facts)}</p>"]
+    if record.get("error"):
+        parts.append(f"<p class='error'>{html.escape(record['error'])}</p>")
+    if record.get("summary"):
+        parts.append(f"<p><b>{html.escape(record['summary'])}</b></p>")
+    parts.append(claims_table(record.get("claims") or [], record.get("profile", "")))
+    failed = failed_preconditions(record)
+    if failed:
+        parts.append("<p class='failed-preconditions'><b>Failed preconditions:</b> "
+                     + "; ".join(html.escape(detail) for detail in failed) + "</p>")
+    parts.append(provenance_list(describe(record.get("provenance") or {})))
+    return f"<header class='clipbook-band' id='clipbook-band'>{''.join(parts)}</header>"
+
+
+def notebook_to_html(notebook_path: Path, html_path: Path, record: dict | None = None) -> Path:
+    """Render an executed notebook to its page, with the header band written from its `record` (a results.json
+    entry; without one the band has only the links)."""
     import nbformat
     from nbconvert import HTMLExporter
 
     notebook = nbformat.read(notebook_path, as_version=4)
-    exporter = HTMLExporter(template_name="lab")
+    exporter = HTMLExporter(template_name="clipbook", extra_template_basedirs=[str(TEMPLATES)])
     exporter.mathjax_url = install_mathjax(html_path.parent)
-    body, _ = exporter.from_notebook_node(notebook, resources={"metadata": {"name": notebook_title(notebook)}})
-    # require.js only serves ipywidgets, which the reports do not use: drop the CDN script
-    body = re.sub(r'<script src="https://[^"]*/require(\.min)?\.js"></script>', "", body)
+    body, _ = exporter.from_notebook_node(notebook, resources={
+        "metadata": {"name": notebook_title(notebook)}, "clipbook_css": report_css(),
+        "clipbook_band": page_band(html_path.stem, record or {})})
     html_path.write_text(body, encoding="utf-8")
     return html_path
 
@@ -46,82 +134,3 @@ def notebook_title(notebook) -> str:
         if cell.cell_type == "markdown" and cell.source.lstrip().startswith("#"):
             return cell.source.lstrip().splitlines()[0].lstrip("# ").strip()
     return "clipbook notebook"
-
-
-VERDICT_CLASS = {"holds": "ok", "does not hold": "bad", "inconclusive": "warn", "not tested": "na"}
-
-
-def _claim_rows(paper: dict) -> str:
-    rows = []
-    for claim in paper.get("claims", []):
-        verdict = claim.get("verdict", "not tested")
-        rows.append(
-            f"<div class='claim'><span class='{VERDICT_CLASS.get(verdict, 'na')}'>{html.escape(verdict)}</span> "
-            f"{html.escape(claim.get('statement', ''))} — effect {effect_text(claim)} vs margin {claim.get('margin', 0):+.2f}"
-            + (f"; paper {claim['paper_effect']:+.2f}" if claim.get("paper_effect") is not None else "")
-            + f"<div class='title'>{html.escape(claim.get('sentence') or claim.get('reason') or '')}</div></div>")
-    return "".join(rows) or "<span class='na'>no claims recorded</span>"
-
-
-def render_index(results: dict) -> str:
-    """The index page: per paper its status, runtime, and every claim with its verdict, effect and interval."""
-    profile = results["profile"]
-    papers = {slug: paper for slug, paper in results["papers"].items() if paper.get("kind", "paper") == "paper"}
-    workbook = {slug: paper for slug, paper in results["papers"].items() if paper.get("kind", "paper") != "paper"}
-    counts = {verdict: 0 for verdict in VERDICT_CLASS}
-    for paper in papers.values():
-        for claim in paper.get("claims", []):
-            counts[claim.get("verdict", "not tested")] = counts.get(claim.get("verdict", "not tested"), 0) + 1
-    rows = []
-    for slug, paper in sorted(papers.items()):
-        status = paper.get("status", "?")
-        rows.append(
-            "<tr>"
-            f"<td><a href='{html.escape(paper.get('html') or '#')}'>{html.escape(slug)}</a>"
-            f"<div class='title'>{html.escape(paper.get('title', ''))}</div></td>"
-            f"<td class='{'ok' if status == 'ok' else 'bad'}'>{html.escape(status)}</td>"
-            f"<td class='num'>{paper.get('runtime_s', 0):.0f} s</td>"
-            f"<td>{_claim_rows(paper)}"
-            + (f"<div class='bad'>{html.escape(paper['error'])}</div>" if paper.get("error") else "")
-            + "</td></tr>"
-        )
-    workbook_rows = "".join(
-        f"<tr><td><a href='{html.escape(page.get('html') or '#')}'>{html.escape(slug)}</a>"
-        f"<div class='title'>{html.escape(page.get('title', ''))}</div></td>"
-        f"<td class='{'ok' if page.get('status') == 'ok' else 'bad'}'>{html.escape(page.get('status', '?'))}</td>"
-        f"<td class='num'>{page.get('runtime_s', 0):.0f} s</td><td>{html.escape(page.get('summary', ''))}"
-        + (f"<div class='bad'>{html.escape(page['error'])}</div>" if page.get("error") else "")
-        + "</td></tr>" for slug, page in sorted(workbook.items()))
-    workbook_section = "" if not workbook else (
-        "<h2>Workbook pages</h2><p>Pages about the workbook itself (not papers), such as the toy suite's "
-        "calibration against real CLIP baselines.</p><table><thead><tr><th>page</th><th>status</th><th>runtime</th>"
-        f"<th>summary</th></tr></thead><tbody>{workbook_rows}</tbody></table>")
-    verdict_heading = "effect on the toy world" if profile == "offline" else "verdict"
-    explanation = (
-        "Offline, every notebook runs the paper's method against the paper's own baseline on the procedural toy "
-        "world with the library's tiny CLIP: a verdict here is the <em>effect on the toy world</em>, not a test of "
-        "the paper's numbers." if profile == "offline" else
-        "Each claim is tested on this profile's rows; reported numbers are compared in each paper's record.")
-    summary = " · ".join(f"<span class='{VERDICT_CLASS[v]}'>{n} {v}</span>" for v, n in counts.items())
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>clipbook — {html.escape(profile)} profile</title>
-<style>
-body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem; color: #222; }}
-table {{ border-collapse: collapse; width: 100%; }}
-th, td {{ border-bottom: 1px solid #ddd; padding: .45rem .6rem; vertical-align: top; text-align: left; }}
-th {{ background: #f4f4f6; }}
-td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
-.title {{ color: #666; font-size: .82em; }}
-.claim {{ margin-bottom: .4rem; }}
-.ok {{ color: #1a7f37; font-weight: 600; }} .bad {{ color: #c62828; font-weight: 600; }}
-.warn {{ color: #b26a00; font-weight: 600; }} .na {{ color: #777; font-weight: 600; }}
-</style></head><body>
-<h1>clipbook — {html.escape(profile)} profile</h1>
-<p>{explanation}</p>
-<p>{len(papers)} papers · {summary}. Intervals are 95 % Student-t intervals over seeds; provenance (commit, library
-hash, parameters, models, datasets, device, packages) is in <a href="results.json">results.json</a>.</p>
-<table><thead><tr><th>paper</th><th>status</th><th>runtime</th><th>claims — {verdict_heading}</th></tr></thead>
-<tbody>{''.join(rows)}</tbody></table>
-{workbook_section}
-</body></html>
-"""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import json
 import platform
 import subprocess
 import sys
@@ -106,3 +107,41 @@ def collect(*, parameters: dict, device: str, started: float) -> dict:
         "wall_time_s": round(time.time() - started, 1),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def describe(provenance: dict) -> dict[str, str]:
+    """A record's provenance as short labelled lines for a reader (the index's cards, a page's header band):
+    commit, library hash, models, data, device, seeds, packages and when it finished; absent fields are left out.
+
+    A dataset is identified by its name, its splits and a digest of their fingerprints (two runs on the same data
+    show the same digest; the full fingerprints are in results.json)."""
+    lines = {}
+    git = provenance.get("git") or {}
+    if git.get("commit"):
+        lines["commit"] = git["commit"][:10] + (" (uncommitted changes)" if git.get("dirty") else "")
+    if provenance.get("library_hash"):
+        lines["library"] = provenance["library_hash"]
+    models = provenance.get("models") or []
+    if models:
+        lines["models"] = "; ".join(
+            f"{model.get('name', '?')} ({', '.join(str(value) for key, value in model.items() if key != 'name')})"
+            if len(model) > 1 else str(model.get("name", "?")) for model in models)
+    by_dataset: dict[str, dict] = {}
+    for key, fingerprint in sorted((provenance.get("datasets") or {}).items()):
+        name, _, split = key.partition("/")
+        by_dataset.setdefault(name, {})[split] = fingerprint
+    if by_dataset:
+        lines["data"] = "; ".join(f"{name} ({', '.join(splits)}) #{_digest(splits)}"
+                                  for name, splits in by_dataset.items())
+    for key in ("device", "seeds"):
+        if provenance.get(key) not in (None, "", []):
+            lines[key] = str(provenance[key])
+    if provenance.get("packages"):
+        lines["packages"] = ", ".join(f"{name} {version}" for name, version in provenance["packages"].items())
+    if provenance.get("finished_at"):
+        lines["finished"] = provenance["finished_at"]
+    return lines
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:8]

@@ -91,17 +91,26 @@ def effect_text(claim: dict) -> str:
     return text
 
 
-def _html(record: dict) -> str:
-    heading = "Effect on the toy world" if record["profile"] == "offline" else "Verdict"
+def claims_table(claims: list[dict], profile: str) -> str:
+    """The claims as an HTML table: statement, verdict, effect [CI], margin, the paper's effect and the sentence
+    written from the numbers. The notebook's record output and the page's header band show this same table."""
+    if not claims:
+        return ""
+    heading = "Effect on the toy world" if profile == "offline" else "Verdict"
     rows = "".join(
         f"<tr><td>{html.escape(c['statement'])}</td>"
-        f"<td style='color:{VERDICT_COLOURS[c['verdict']]};font-weight:600'>{c['verdict']}</td>"
+        f"<td style='color:{VERDICT_COLOURS.get(c['verdict'], '#666')};font-weight:600'>"
+        f"{html.escape(c['verdict'])}</td>"
         f"<td style='text-align:right'>{effect_text(c)}</td><td style='text-align:right'>{c['margin']:+.2f}</td>"
-        f"<td style='text-align:right'>{'—' if c['paper_effect'] is None else format(c['paper_effect'], '+.2f')}</td>"
-        f"<td>{html.escape(c['sentence'])}</td></tr>" for c in record["claims"])
-    parts = [] if not record["claims"] else [
-        f"<table><thead><tr><th>claim</th><th>{heading}</th><th>effect [CI]</th>"
-             f"<th>margin</th><th>paper</th><th>from the numbers</th></tr></thead><tbody>{rows}</tbody></table>"]
+        f"<td style='text-align:right'>"
+        f"{'—' if c.get('paper_effect') is None else format(c['paper_effect'], '+.2f')}</td>"
+        f"<td>{html.escape(c.get('sentence') or c.get('reason') or '')}</td></tr>" for c in claims)
+    return (f"<table><thead><tr><th>claim</th><th>{heading}</th><th>effect [CI]</th>"
+            f"<th>margin</th><th>paper</th><th>from the numbers</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
+def _html(record: dict) -> str:
+    parts = [claims_table(record["claims"], record["profile"])]
     if record["preconditions"]:
         parts.append("<p><b>Preconditions:</b> " + "; ".join(
             f"{'✓' if p['passed'] else '✗'} {html.escape(p['detail'])}" for p in record["preconditions"]) + "</p>")
