@@ -27,7 +27,9 @@ def install_mathjax(report_dir: Path) -> str:
     return f"{STATIC}/mathjax/{MATHJAX_CONFIG}"
 
 
-def notebook_to_html(notebook_path: Path, html_path: Path) -> Path:
+def notebook_to_html(notebook_path: Path, html_path: Path, job: dict | None = None) -> Path:
+    """The executed notebook's page. `job`: the cluster job it ran in ({executor, id, log}); its log, relative
+    to the page, is linked at the top."""
     import nbformat
     from nbconvert import HTMLExporter
 
@@ -37,6 +39,11 @@ def notebook_to_html(notebook_path: Path, html_path: Path) -> Path:
     body, _ = exporter.from_notebook_node(notebook, resources={"metadata": {"name": notebook_title(notebook)}})
     # require.js only serves ipywidgets, which the reports do not use: drop the CDN script
     body = re.sub(r'<script src="https://[^"]*/require(\.min)?\.js"></script>', "", body)
+    if job and job.get("log"):
+        banner = (f"<p class='clipbook-job' style='font:13px sans-serif;margin:8px 16px'>Ran as "
+                  f"{html.escape(job['executor'])} job {html.escape(str(job['id']))}: "
+                  f"<a href='{html.escape(job['log'])}'>job log</a></p>")
+        body = re.sub(r"(<body[^>]*>)", lambda match: match.group(1) + banner, body, count=1)
     html_path.write_text(body, encoding="utf-8")
     return html_path
 
