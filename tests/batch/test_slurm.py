@@ -98,6 +98,10 @@ def test_a_slurm_batch_records_the_same_results_as_a_local_one(cluster, tmp_path
         assert (workbook / "reports/offline" / job["log"]).stat().st_size > 0
         assert f"href='{job['log']}'" in (workbook / f"reports/offline/{slug}.html").read_text()
     assert sum(line.startswith("[submitted]") for line in logs) == 2
+    # the profile's resources reached Slurm (no _resources.yaml here: JobResources' defaults)
+    granted = subprocess.run(["scontrol", "show", "job", "--oneliner", job_ids.pop()], capture_output=True,
+                             text=True).stdout.split()
+    assert {"NumCPUs=1", "MinMemoryNode=4G", "TimeLimit=00:30:00"} <= set(granted), granted
 
 
 @pytest.mark.slurm

@@ -91,7 +91,7 @@ class SlurmExecutor:
             # reported failed instead; a preempted one is requeued (PaperJob is checkpointable)
             executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=0)
             executor.update_parameters(
-                job_name=f"clipbook-{profile}", time=wanted.time_min, cpus_per_task=wanted.cpus, mem=wanted.mem_gb,
+                job_name=f"clipbook-{profile}", time=wanted.time_min, cpus_per_task=wanted.cpus, mem=f"{wanted.mem_gb}G",
                 gpus_per_node=wanted.gpus or None, partition=self.partition, account=self.account,
                 stderr_to_stdout=True, additional_parameters={"requeue": True})
             array = executor.map_array(PaperJob(), [str(root)] * len(slugs), slugs, [todo[s] for s in slugs],
