@@ -29,6 +29,7 @@ import submitit
 import clipbook
 from clipbook.batch.profiles import BatchInputError, JobResources, load_resources
 from clipbook.batch.runner import complete_record, input_hash, report_dir, run_one, store_record, write_json
+from clipbook.cache import file_lock
 
 SLURM_COMMANDS = ("sbatch", "squeue", "scontrol", "srun")
 # squeue states of a job that will still run, or runs: anything else has left the queue for good
@@ -91,19 +92,18 @@ class SlurmExecutor:
             # reported failed instead; a preempted one is requeued (PaperJob is checkpointable)
             executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=0)
             executor.update_parameters(
-                job_name=f"clipbook-{profile}", time=wanted.time_min, cpus_per_task=wanted.cpus, mem=f"{wanted.mem_gb}G",
-                gpus_per_node=wanted.gpus or None, partition=self.partition, account=self.account,
-                stderr_to_stdout=True, additional_parameters={"requeue": True})
+                job_name=f"clipbook-{profile}", time=wanted.time_min, cpus_per_task=wanted.cpus,
+                mem=f"{wanted.mem_gb}G", gpus_per_node=wanted.gpus or None, partition=self.partition,
+                account=self.account, stderr_to_stdout=True, additional_parameters={"requeue": True})
             array = executor.map_array(PaperJob(), [str(root)] * len(slugs), slugs, [todo[s] for s in slugs],
                                        [profile] * len(slugs), [wanted] * len(slugs), [library] * len(slugs))
             jobs.update(zip(slugs, array))
         now = time.time()
-        in_flight = _read_json(folder / "jobs.json")
-        for slug, job in jobs.items():
-            log_path = _relative_log(root, profile, job.paths.stdout)
-            in_flight[slug] = {"id": job.job_id, "log": log_path, "submitted_at": now}
-            log(f"[submitted] {slug}: Slurm job {job.job_id}, log {in_flight[slug]['log']}")
-        write_json(folder / "jobs.json", in_flight)
+        submitted = {slug: {"id": job.job_id, "log": _relative_log(root, profile, job.paths.stdout),
+                            "submitted_at": now} for slug, job in jobs.items()}
+        _update_in_flight(root, profile, lambda in_flight: in_flight.update(submitted))
+        for slug, info in submitted.items():
+            log(f"[submitted] {slug}: Slurm job {info['id']}, log {info['log']}")
         return jobs
 
     def _wait(self, root: Path, profile: str, todo: dict[str, dict], jobs: dict[str, submitit.SlurmJob],
@@ -135,6 +135,7 @@ class SlurmExecutor:
                     record = _ended_without_result(root, profile, slug, todo[slug], job.job_id, in_flight[slug])
                 del pending[slug]
                 finished(slug, record)
+                _update_in_flight(root, profile, lambda in_flight: in_flight.pop(slug, None))
             if pending:
                 time.sleep(RESULT_POLL_S)
 
@@ -269,18 +270,34 @@ def final_state(job_id: str) -> dict:
 
 
 def jobs_in_flight(root: Path, profile: str) -> dict[str, dict]:
-    """Papers submitted to Slurm whose job has not written its record yet: {slug: {id, log, state}}, state being
-    queued, running, or lost (the job left the queue without a record: the next batch reruns the paper)."""
+    """Papers whose Slurm job is in the queue, or left it without a record: {slug: {id, log, state}}, state
+    being queued, running (requeued jobs included, whatever their earlier attempt recorded), or lost (the
+    next batch reruns the paper). Empty without a word to Slurm when no batch has jobs out."""
     in_flight = _read_json(slurm_dir(root, profile) / "jobs.json")
-    records_dir = report_dir(root, profile) / "records"
-    waiting = {slug: job for slug, job in in_flight.items() if not _recorded_since(records_dir / f"{slug}.json", job)}
-    if not waiting:
+    if not in_flight:
         return {}
     try:
         queue = queue_states()
     except BatchInputError:
-        return {slug: {**job, "state": "unknown (squeue does not answer)"} for slug, job in waiting.items()}
-    return {slug: {**job, "state": _status_of(queue.get(job["id"]))} for slug, job in waiting.items()}
+        queue = None
+    records_dir = report_dir(root, profile) / "records"
+    found = {}
+    for slug, job in in_flight.items():
+        if queue is not None and job["id"] in queue:
+            found[slug] = {**job, "state": _status_of(queue[job["id"]])}
+        elif not _recorded_since(records_dir / f"{slug}.json", job):
+            found[slug] = {**job, "state": "lost" if queue is not None else "unknown (squeue does not answer)"}
+    return found
+
+
+def _update_in_flight(root: Path, profile: str, change: Callable[[dict], object]) -> None:
+    """Read, change and write jobs.json under a lock (two batches may run different papers of one profile)."""
+    path = slurm_dir(root, profile) / "jobs.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(path, timeout=60):
+        in_flight = _read_json(path)
+        change(in_flight)
+        write_json(path, in_flight)
 
 
 def _recorded_since(path: Path, job: dict) -> bool:
@@ -292,9 +309,7 @@ def _recorded_since(path: Path, job: dict) -> bool:
     return written >= job["submitted_at"] or _read_json(path).get("job", {}).get("id") == job["id"]
 
 
-def _status_of(squeue_state: str | None) -> str:
-    if squeue_state is None:
-        return "lost"
+def _status_of(squeue_state: str) -> str:
     if squeue_state in QUEUED_STATES:
         return "queued"
     return "running" if squeue_state in RUNNING_STATES else squeue_state.lower()
