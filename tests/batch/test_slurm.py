@@ -139,20 +139,49 @@ def test_a_cancelled_job_is_reported_failed_with_the_reason_and_the_next_batch_r
 def test_a_job_reaching_its_time_limit_is_reported_failed_not_requeued(cluster, tmp_path):
     workbook = _workbook(tmp_path)
     (workbook / "notebooks" / "profiles" / "offline" / "_resources.yaml").write_text(
-        "papers:\n  slow: {time_min: 1}\n")
+        "papers:\n  slow: {time_min: 5}\n")
     (workbook / "notebooks" / "hold").touch()
     outcome = {}
     batch = threading.Thread(target=lambda: outcome.update(runner.run_batch(
         workbook, papers=["slow"], executor=_slurm(), log=lambda line: None)))
     batch.start()
     job_id = _wait_until_running(workbook, "slow")
-    # what Slurm sends before the time limit (submitit asks for USR2 90 s ahead, here at once)
+    # what Slurm sends 90 s before the time limit (submitit's --signal=USR2@90), sent early; with a limit this
+    # short submitit takes any such signal for the time limit (a long job's early one for a preemption)
     subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
     batch.join(timeout=120)
     assert not batch.is_alive()
     slow = outcome["papers"]["slow"]
     assert slow["status"] == "failed" and slow["error"].startswith("timed out"), slow.get("error")
-    assert "1 min" in slow["error"] and "_resources.yaml" in slow["error"]
+    assert "5 min" in slow["error"] and "_resources.yaml" in slow["error"]
+    assert [claim["verdict"] for claim in slow["claims"]] == ["not tested"]
+
+
+@pytest.mark.slurm
+def test_a_preempted_job_is_requeued_and_its_paper_finishes(cluster, tmp_path):
+    workbook = _workbook(tmp_path)
+    hold = workbook / "notebooks" / "hold"
+    hold.touch()
+    outcome = {}
+    batch = threading.Thread(target=lambda: outcome.update(runner.run_batch(
+        workbook, papers=["slow"], executor=_slurm(), log=lambda line: None)))
+    batch.start()
+    job_id = _wait_until_running(workbook, "slow")
+    # submitit's own test of preemption: SIGTERM, then the USR2 that arrives long before the time limit
+    subprocess.run(["scancel", "--signal=TERM", job_id], check=True)
+    subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
+    deadline = time.time() + 60
+    while slurm.jobs_in_flight(workbook, "offline")["slow"]["state"] != "queued" and time.time() < deadline:
+        time.sleep(0.3)
+    assert slurm.jobs_in_flight(workbook, "offline")["slow"]["state"] == "queued"  # requeued, not failed
+    hold.unlink()
+    # Slurm holds a requeued job back for two minutes; let it start now
+    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True)
+    batch.join(timeout=120)
+    assert not batch.is_alive()
+    slow = outcome["papers"]["slow"]
+    assert slow["status"] == "ok" and slow["job"]["id"] == job_id, slow.get("error")
+    assert "Restarts=1" in subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True).stdout
 
 
 def _wait_until_running(workbook: Path, slug: str, timeout_s: float = 60) -> str:

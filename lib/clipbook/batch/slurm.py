@@ -149,9 +149,10 @@ class PaperJob(submitit.helpers.Checkpointable):
         environment = submitit.JobEnvironment()
         job = {"executor": "slurm", "id": environment.job_id, "node": environment.hostname,
                "log": _relative_log(Path(root), profile, environment.paths.stdout)}
-        stopped = _note_sigterm()
+        stopped = _watch_signals()
         started = time.time()
         here = str(Path(clipbook.__file__).parent)
+        failure = None
         try:
             if here != library:
                 raise RuntimeError(f"the job imported clipbook from {here}, the batch from {library}: jobs must run "
@@ -159,19 +160,19 @@ class PaperJob(submitit.helpers.Checkpointable):
             # before the kernel starts: it inherits this environment, and CUDA reads the variable once
             job["cuda_visible_devices"] = visible_devices(resources.gpus, os.environ)
             os.environ["CUDA_VISIBLE_DEVICES"] = job["cuda_visible_devices"]
+            record = run_one(root, slug, parameters, profile, job=job)
         except RuntimeError as err:
-            record = {"status": "failed", "error": str(err), "runtime_s": 0.0, "parameters": parameters,
+            failure = str(err)
+        except TimeLimitReached:
+            failure = (f"timed out: the notebook did not finish within the job's {resources.time_min} min "
+                       f"(time_min in notebooks/profiles/{profile}/_resources.yaml)")
+        if failure:
+            record = {"status": "failed", "error": failure, "runtime_s": round(time.time() - started, 1),
+                      "parameters": parameters,
                       "input_hash": input_hash(Path(root) / "notebooks" / f"{slug}.ipynb", parameters)}
             record = complete_record(Path(root), slug, profile, record, job=job, since=started)
-        else:
-            record = run_one(root, slug, parameters, profile, job=job)
-        if record["status"] == "failed":
-            if stopped:
-                record["error"] = f"stopped by Slurm (SIGTERM) before the notebook finished ({record['error']})"
-            elif record.get("error", "").startswith(f"{submitit.core.utils.UncompletedJobError.__name__}:"):
-                # submitit's handler raised inside the kernel's wait: the job reached its time limit
-                record["error"] = (f"timed out: the notebook did not finish within the job's {resources.time_min} "
-                                   f"min (time_min in notebooks/profiles/{profile}/_resources.yaml)")
+        if stopped and record["status"] == "failed":
+            record["error"] = f"stopped by Slurm (SIGTERM) before the notebook finished ({record['error']})"
         store_record(Path(root), profile, slug, record)
         if stopped and record["status"] == "failed":
             # Slurm is ending this job (scancel, preemption, shutdown): leave no result file, so that the batch
@@ -180,17 +181,36 @@ class PaperJob(submitit.helpers.Checkpointable):
         return record
 
 
-def _note_sigterm() -> list[float]:
-    """Record SIGTERM (submitit ignores it, waiting for its own signal) and pass it on to submitit's handler."""
+class TimeLimitReached(BaseException):
+    """Slurm's signal before the time limit arrived and submitit did not requeue. A BaseException, so that no
+    `except Exception` on the way (papermill's, the runner's retry of failed kernel starts) takes it for an
+    error of the notebook's."""
+
+
+def _watch_signals() -> list[float]:
+    """Wrap submitit's handlers: note SIGTERM (which submitit ignores, waiting for its own signal) in the list
+    returned, and turn submitit's refusal to requeue a timed-out job into TimeLimitReached. A preempted job is
+    still requeued by submitit (which then exits)."""
     received: list[float] = []
-    previous = signal.getsignal(signal.SIGTERM)
+    on_term = signal.getsignal(signal.SIGTERM)
+    time_limit_signal = getattr(signal, f"SIG{submitit.JobEnvironment.USR_SIG}")
+    on_time_limit = signal.getsignal(time_limit_signal)
 
-    def handler(signum, frame):
+    def note_sigterm(signum, frame):
         received.append(time.time())
-        if callable(previous):
-            previous(signum, frame)
+        if callable(on_term):
+            on_term(signum, frame)
 
-    signal.signal(signal.SIGTERM, handler)
+    def reach_time_limit(signum, frame):
+        try:
+            if callable(on_time_limit):
+                on_time_limit(signum, frame)
+        except submitit.core.utils.UncompletedJobError:
+            signal.signal(signum, signal.SIG_IGN)  # a second signal must not interrupt writing the record
+            raise TimeLimitReached() from None
+
+    signal.signal(signal.SIGTERM, note_sigterm)
+    signal.signal(time_limit_signal, reach_time_limit)
     return received
 
 
