@@ -36,18 +36,25 @@ def _extra(settings: list[str]) -> dict:
 @task(iterable=["set_"], help={
     "papers": "comma-separated slugs (default: every notebook in notebooks/)",
     "profile": "offline (default: toy world, CPU) or paper (real checkpoints and datasets, GPU)",
-    "workers": "notebooks run in parallel, each in its own process and kernel",
+    "executor": "local (default: processes on this machine) or slurm (one cluster job per paper, through submitit)",
+    "workers": "local executor: notebooks run in parallel, each in its own process and kernel (default 1)",
+    "partition": "slurm executor: the partition (default: $SBATCH_PARTITION, else the cluster's default)",
+    "account": "slurm executor: the account to charge (default: $SBATCH_ACCOUNT, else yours)",
     "force": "rerun papers that already finished with the same notebook and parameters",
     "set_": "override a notebook parameter for every selected paper, e.g. --set seeds=[1]",
 })
-def batch(c, papers="", profile="offline", workers=1, force=False, set_=None):
+def batch(c, papers="", profile="offline", executor="local", workers=None, partition=None, account=None, force=False,
+          set_=None):
     """Run the notebooks under a profile (resumable) and write reports/<profile>/."""
+    from clipbook.batch.executors import make_executor
     from clipbook.batch.profiles import BatchInputError
     from clipbook.batch.runner import run_batch
 
     try:
-        results = run_batch(ROOT, profile=profile, papers=_papers(papers), workers=int(workers), force=force,
-                            extra=_extra(set_ or []))
+        chosen = make_executor(executor, workers=None if workers is None else int(workers), partition=partition,
+                               account=account)
+        results = run_batch(ROOT, profile=profile, papers=_papers(papers), force=force, extra=_extra(set_ or []),
+                            executor=chosen)
     except (BatchInputError, ValueError) as err:
         sys.exit(f"error: {err}")
     failed = [slug for slug, rec in results["papers"].items() if rec.get("status") != "ok"]
@@ -79,17 +86,25 @@ def reports(c, profile="offline", pdf=False):
 
 @task(help={"papers": "comma-separated slugs (default: all)"})
 def status(c, papers="", profile="offline"):
-    """List papers with their last status and each claim's verdict under a profile."""
+    """List papers with their last status and each claim's verdict under a profile; papers whose Slurm job
+    has not finished are shown queued or running, with the job's id."""
     from clipbook.batch.profiles import available_papers
     from clipbook.batch.runner import load_records
+    from clipbook.batch.slurm import jobs_in_flight
 
     records = load_records(ROOT, profile)
+    in_flight = jobs_in_flight(ROOT, profile)
     for slug in _papers(papers) or available_papers(ROOT):
         rec = records.get(slug)
+        if slug in in_flight:
+            job = in_flight[slug]
+            print(f"{slug:<28} {job['state']:<7}          Slurm job {job['id']}, log reports/{profile}/{job['log']}")
+            continue
         if rec is None:
             print(f"{slug:<28} never run")
             continue
-        print(f"{slug:<28} {rec['status']:<7} {rec.get('runtime_s', 0):>6.0f} s"
+        job = f"  Slurm job {rec['job']['id']}" if rec.get("job") else ""
+        print(f"{slug:<28} {rec['status']:<7} {rec.get('runtime_s', 0):>6.0f} s{job}"
               + (f"  ({rec['error']})" if rec.get("error") else ""))
         for claim in rec.get("claims", []):
             effect = "" if claim.get("effect") is None else f" {claim['effect']:+.2f}"

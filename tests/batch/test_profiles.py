@@ -33,3 +33,32 @@ def test_the_paper_profile_values_are_checked_against_each_notebooks_declaration
     (tmp_path / "notebooks" / "profiles" / "paper" / "gda.yaml").write_text("shots: [0, 16]\n")
     with pytest.raises(profiles.BatchInputError, match="gda: parameter 'shots'.*item 0 \\(0\\) is < 1"):
         profiles.plan(tmp_path, "paper", ["gda"])
+
+
+def test_job_resources_come_from_the_profiles_resources_file_with_per_paper_overrides(tmp_path):
+    (tmp_path / "notebooks" / "profiles" / "paper").mkdir(parents=True)
+    for slug in ("gda", "nola"):
+        (tmp_path / "notebooks" / f"{slug}.ipynb").write_bytes((ROOT / "notebooks" / f"{slug}.ipynb").read_bytes())
+    resources_file = tmp_path / "notebooks" / "profiles" / "paper" / "_resources.yaml"
+    resources_file.write_text("default: {gpus: 1, cpus: 8, mem_gb: 64, time_min: 180}\n"
+                              "papers:\n  nola: {time_min: 300}\n")
+    resources = profiles.load_resources(tmp_path, "paper", ["gda", "nola"])
+    assert resources["gda"] == profiles.JobResources(gpus=1, cpus=8, mem_gb=64, time_min=180)
+    assert resources["nola"] == profiles.JobResources(gpus=1, cpus=8, mem_gb=64, time_min=300)
+    assert set(profiles.plan(tmp_path, "paper", None)) == {"gda", "nola"}  # the file is not a paper's overrides
+    assert profiles.load_resources(tmp_path, "offline", ["gda"]) == {"gda": profiles.JobResources()}
+
+    for text, error in (("default: {gpu: 1}", "unknown resource 'gpu'; accepted: gpus, cpus, mem_gb, time_min"),
+                        ("default: {cpus: 0}", "cpus must be a positive integer, got 0"),
+                        ("default: {gpus: -1}", "gpus must be a non-negative integer, got -1"),
+                        ("papers: {gdaa: {cpus: 2}}", "unknown paper\\(s\\) \\['gdaa'\\]"),
+                        ("cpus: 2", "expected a mapping with the keys 'default' and 'papers'")):
+        resources_file.write_text(text)
+        with pytest.raises(profiles.BatchInputError, match=error):
+            profiles.load_resources(tmp_path, "paper", ["gda"])
+
+
+def test_the_shipped_resources_files_are_valid():
+    for profile in profiles.PROFILES:
+        resources = profiles.load_resources(ROOT, profile, profiles.available_papers(ROOT))
+        assert all(r.gpus == (0 if profile == "offline" else 1) for r in resources.values())

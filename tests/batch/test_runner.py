@@ -3,39 +3,22 @@ import json
 import shutil
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from clipbook.batch import runner
 from clipbook.batch.profiles import BatchInputError
+from tests.batch.notebooks import write_notebook
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK_GDA = {"seeds": [1], "shots": [1, 2], "augment_epochs": 2}
-
-
-def _notebook(path: Path, body: str, *, title: str = "# A deliberately failing notebook",
-              claims: str = 'from clipbook.claims import Claim\nCLAIMS = [Claim("c", "A beats B", "A", "B")]',
-              needs: str = "") -> None:
-    """A minimal notebook on the contract: its tagged cells, then `body`."""
-    notebook = nbformat.v4.new_notebook()
-    cells = {"parameters": 'profile = "offline"',
-             "parameter-spec": f'from clipbook.batch.parameters import declare\nSPEC = declare("profile"{needs})',
-             "claims": claims}
-    tagged = []
-    for tag, source in cells.items():
-        tagged.append(nbformat.v4.new_code_cell(source))
-        tagged[-1].metadata["tags"] = [tag]
-    notebook.cells = [nbformat.v4.new_markdown_cell(title), *tagged, nbformat.v4.new_code_cell(body)]
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(notebook, path)
 
 
 @pytest.fixture
 def workbook(tmp_path):
     (tmp_path / "notebooks" / "profiles").mkdir(parents=True)
     shutil.copy(ROOT / "notebooks" / "gda.ipynb", tmp_path / "notebooks" / "gda.ipynb")
-    _notebook(tmp_path / "notebooks" / "broken.ipynb", 'raise RuntimeError("deliberate failure")')
-    _notebook(tmp_path / "notebooks" / "silent.ipynb", "x = 1  # never calls record()")
+    write_notebook(tmp_path / "notebooks" / "broken.ipynb", 'raise RuntimeError("deliberate failure")')
+    write_notebook(tmp_path / "notebooks" / "silent.ipynb", "x = 1  # never calls record()")
     return tmp_path
 
 
@@ -92,7 +75,7 @@ def test_input_hash_changes_with_notebook_parameters_and_imported_library_code(t
     from clipbook.batch import contract
 
     notebook = tmp_path / "paper.ipynb"
-    _notebook(notebook, "from clipbook import metrics")
+    write_notebook(notebook, "from clipbook import metrics")
     fake = tmp_path / "metrics.py"
     fake.write_text("x = 1\n")
     real = contract._module_file
@@ -117,7 +100,7 @@ def test_a_workbook_page_writes_its_artifacts_beside_results_and_is_listed_apart
             "rows = [{'model': 'm', 'dataset': 'd', 'method': 'zero-shot CLIP', 'metric': 'accuracy', 'value': 50.0}]\n"
             "clipbook.record(session, rows=rows, kind='workbook', summary='1 of 1 targets pass',\n"
             "                artifacts={'calibration.json': {'average': {'zero_shot': 50.0}}})")
-    _notebook(tmp_path / "notebooks" / "page.ipynb", body, title="# A workbook page",
+    write_notebook(tmp_path / "notebooks" / "page.ipynb", body, title="# A workbook page",
               claims="CLAIMS = []  # a workbook page states no paper's claims", needs=", needs=()")
     results = runner.run_batch(tmp_path, papers=["page"], log=lambda line: None)
     assert results["papers"]["page"]["status"] == "ok", results["papers"]["page"].get("error")

@@ -24,8 +24,15 @@ def test_the_band_links_back_and_shows_claims_verdicts_failed_preconditions_and_
 
 def test_the_band_reads_only_what_it_shows_so_extra_record_fields_change_nothing(fixture_results):
     record = fixture_results["offline"]["papers"]["gda"]
-    extra = {**record, "log": "logs/gda-1234.out", "job": {"executor": "slurm", "id": 1234, "log": "x.out"}}
+    extra = {**record, "log": "logs/gda-1234.out", "queue": "gpu", "attempts": 2}
     assert page_band("gda", extra) == page_band("gda", record)
+
+
+def test_a_cluster_jobs_log_is_linked_from_the_band():
+    job = {"executor": "slurm", "id": "35_0", "log": "slurm/35_0_0_log.out"}
+    band = page_band("gda", {"status": "ok", "job": job})
+    assert "href='slurm/35_0_0_log.out'>slurm job 35_0 log</a>" in band
+    assert "job 35_0" not in page_band("gda", {"status": "ok"})
 
 
 def test_a_failed_run_and_a_page_without_record_still_get_a_band(fixture_results):

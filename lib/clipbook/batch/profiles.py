@@ -6,9 +6,13 @@ too: `papermill notebooks/gda.ipynb out.ipynb -f notebooks/profiles/paper/gda.ya
 its parameters' defaults (the offline profile) in the cell tagged `parameters` and their types, ranges and
 choices in the cell tagged `parameter-spec`; `plan` checks every override against that declaration before
 any kernel starts, with the same one-line errors the notebook itself raises.
+
+A profile folder may also hold `_resources.yaml`, what one paper's cluster job asks for (GPUs, CPUs, memory,
+time limit; `load_resources`). Files starting with `_` are not papers.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import yaml
@@ -34,6 +38,8 @@ def load_profile(root: Path, profile: str) -> dict[str, dict]:
         raise BatchInputError(f"unknown profile {profile!r}; accepted profiles: {', '.join(PROFILES)}")
     overrides = {}
     for path in sorted((notebooks_dir(root) / "profiles" / profile).glob("*.yaml")):
+        if path.stem.startswith("_"):
+            continue
         values = yaml.safe_load(path.read_text()) or {}
         if not isinstance(values, dict):
             raise BatchInputError(f"{path}: expected a mapping of parameter names to values")
@@ -66,3 +72,55 @@ def plan(root: Path, profile: str, papers: list[str] | None, extra: dict | None 
             raise BatchInputError(f"{slug}: {err}") from None
         resolved[slug] = values
     return resolved
+
+
+RESOURCES_FILE = "_resources.yaml"
+
+
+@dataclass(frozen=True)
+class JobResources:
+    """What one paper's cluster job asks for. The defaults fit an offline notebook (CPU, minutes)."""
+    gpus: int = 0
+    cpus: int = 1
+    mem_gb: int = 4
+    time_min: int = 30
+
+
+def load_resources(root: Path, profile: str, papers: list[str]) -> dict[str, JobResources]:
+    """Each paper's job resources under a profile: {slug: JobResources}, from
+    `notebooks/profiles/<profile>/_resources.yaml`:
+
+        default: {gpus: 1, cpus: 8, mem_gb: 64, time_min: 180}
+        papers:
+          nola: {time_min: 240}     # overrides default, key by key
+
+    A profile without the file gets JobResources()'s defaults.
+
+    Raises:
+        BatchInputError: a key that is not a resource, a value that is not a positive integer (gpus may be 0),
+            or a paper that has no notebook.
+    """
+    path = notebooks_dir(root) / "profiles" / profile / RESOURCES_FILE
+    data = (yaml.safe_load(path.read_text()) if path.exists() else None) or {}
+    if not isinstance(data, dict) or set(data) - {"default", "papers"}:
+        raise BatchInputError(f"{path}: expected a mapping with the keys 'default' and 'papers'")
+    default = _resources(JobResources(), data.get("default") or {}, f"{path}: default")
+    per_paper = data.get("papers") or {}
+    known = available_papers(root)
+    stray = [slug for slug in per_paper if slug not in known]
+    if stray:
+        raise BatchInputError(f"{path}: unknown paper(s) {stray}; known papers: {', '.join(known)}")
+    return {slug: _resources(default, per_paper.get(slug) or {}, f"{path}: {slug}") for slug in papers}
+
+
+def _resources(base: JobResources, values: dict, where: str) -> JobResources:
+    names = [field.name for field in fields(JobResources)]
+    if not isinstance(values, dict):
+        raise BatchInputError(f"{where}: expected a mapping of {', '.join(names)}")
+    for name, value in values.items():
+        if name not in names:
+            raise BatchInputError(f"{where}: unknown resource {name!r}; accepted: {', '.join(names)}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "gpus" else 1):
+            least = "a non-negative" if name == "gpus" else "a positive"
+            raise BatchInputError(f"{where}: {name} must be {least} integer, got {value!r}")
+    return replace(base, **values)

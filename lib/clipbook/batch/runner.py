@@ -1,4 +1,5 @@
-"""The papermill batch: run notebooks under a profile, in parallel processes, resumably.
+"""The papermill batch: run notebooks under a profile, resumably, through an executor (`executors.EXECUTORS`:
+local processes, or Slurm jobs).
 
 Layout of reports/<profile>/:
     notebooks/<slug>.ipynb   the executed notebook
@@ -6,6 +7,7 @@ Layout of reports/<profile>/:
     records/<slug>.json      the outcome, written atomically as soon as the paper finishes
     results.json             all records plus provenance, rewritten after every paper
     index.html               the summary page
+    slurm/                   Slurm executor only: job scripts, logs and the jobs in flight (jobs.json)
 
 A paper whose record says "ok" for the same notebook source, parameters and library code is skipped
 on the next run (resume) unless `force` is given; a failure in one notebook never stops the others.
@@ -17,9 +19,6 @@ import json
 import os
 import sys
 import time
-import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
 from pathlib import Path
 
 from clipbook.batch import contract
@@ -53,22 +52,18 @@ def input_hash(notebook: Path, parameters: dict) -> str:
     return digest.hexdigest()[:20]
 
 
-def _write_json(path: Path, data: dict) -> None:
+def write_json(path: Path, data: dict) -> None:
     atomic_write_bytes((json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), path)
 
 
-def run_one(root: str, slug: str, parameters: dict, profile: str) -> dict:
-    """Execute one notebook (in a worker process) and return its record. Never raises."""
-    import nbformat
+def run_one(root: str, slug: str, parameters: dict, profile: str, job: dict | None = None) -> dict:
+    """Execute one notebook (in a worker process or a cluster job) and return its record. Never raises.
+    `job` describes the cluster job it runs in (id, log), kept in the record and linked from the page."""
     import papermill
 
-    from clipbook.report.html import notebook_to_html
-    from clipbook.report.record import read_record
-
     root_path = Path(root)
-    out_dir = report_dir(root_path, profile)
     source = root_path / "notebooks" / f"{slug}.ipynb"
-    executed = out_dir / "notebooks" / f"{slug}.ipynb"
+    executed = report_dir(root_path, profile) / "notebooks" / f"{slug}.ipynb"
     executed.parent.mkdir(parents=True, exist_ok=True)
     os.environ.update(kernel_environment(profile))
     started = time.time()
@@ -88,7 +83,25 @@ def run_one(root: str, slug: str, parameters: dict, profile: str) -> dict:
                 break
             time.sleep(2 + 3 * attempt)
     record["runtime_s"] = round(time.time() - started, 1)
-    if executed.exists():
+    return complete_record(root_path, slug, profile, record, job=job)
+
+
+def complete_record(root: Path, slug: str, profile: str, record: dict, *, job: dict | None = None,
+                    since: float = 0.0) -> dict:
+    """Finish a run's record from its executed notebook (the notebook's own record, or the failure's claims
+    as not tested) and render the paper's page. `since`: ignore an executed notebook older than this
+    (a cluster job that died before papermill started leaves the previous run's notebook behind)."""
+    import nbformat
+
+    from clipbook.report.html import notebook_to_html
+    from clipbook.report.record import read_record
+
+    out_dir = report_dir(root, profile)
+    source = root / "notebooks" / f"{slug}.ipynb"
+    executed = out_dir / "notebooks" / f"{slug}.ipynb"
+    if job:
+        record["job"] = job
+    if executed.exists() and executed.stat().st_mtime >= since:
         notebook = nbformat.read(executed, as_version=4)
         found = read_record(notebook)
         if found:
@@ -96,7 +109,8 @@ def run_one(root: str, slug: str, parameters: dict, profile: str) -> dict:
         elif record["status"] == "ok":
             record.update(status="failed", error="the notebook finished without calling clipbook.record(...)")
         if record["status"] == "failed" and not found:
-            record["claims"] = _untested_claims(source, parameters, record.get("error", "the notebook failed"))
+            error = record.get("error", "the notebook failed")
+            record["claims"] = _untested_claims(source, record["parameters"], error)
         try:
             notebook_to_html(executed, out_dir / f"{slug}.html", record={"profile": profile, **record})
             record["html"] = f"{slug}.html"
@@ -105,6 +119,14 @@ def run_one(root: str, slug: str, parameters: dict, profile: str) -> dict:
     else:
         record.setdefault("error", "papermill wrote no output notebook")
     return record
+
+
+def store_record(root: Path, profile: str, slug: str, record: dict) -> None:
+    """Write a finished paper's record atomically, and the files a workbook page produces (calibration.json)."""
+    out_dir = report_dir(root, profile)
+    write_json(out_dir / "records" / f"{slug}.json", record)
+    for name, data in (record.get("artifacts") or {}).items():
+        write_json(out_dir / Path(name).name, data)
 
 
 def _untested_claims(notebook: Path, parameters: dict, error: str) -> list[dict]:
@@ -143,7 +165,7 @@ def write_results(root: Path, profile: str) -> dict:
     papers = {slug: {"title": titles.get(slug, ""), **{k: v for k, v in rec.items() if k != "input_hash"}}
               for slug, rec in records.items()}
     results = {"schema": SCHEMA_VERSION, "profile": profile, "papers": papers}
-    _write_json(report_dir(root, profile) / "results.json", results)
+    write_json(report_dir(root, profile) / "results.json", results)
     write_indexes(root)
     return results
 
@@ -188,15 +210,23 @@ def paper_titles(root: Path) -> dict[str, str]:
             for path in sorted((root / "notebooks").glob("*.ipynb"))}
 
 
-def run_batch(root: Path, *, profile: str = "offline", papers: list[str] | None = None, workers: int = 1,
-              force: bool = False, extra: dict | None = None, log=print) -> dict:
-    """Validate everything, then run the selected notebooks; returns the results dict."""
+def run_batch(root: Path, *, profile: str = "offline", papers: list[str] | None = None, workers: int | None = None,
+              force: bool = False, extra: dict | None = None, log=print, executor="local") -> dict:
+    """Validate everything, then run the selected notebooks; returns the results dict.
+
+    Args:
+        workers: the local executor's processes (default 1).
+        executor: a name from `executors.EXECUTORS` ("local": processes on this machine; "slurm": one cluster
+            job per paper) or an executor made with `executors.make_executor`.
+    """
+    # imported here: the executors import this module's per-paper functions
+    from clipbook.batch.executors import make_executor
+
     root = Path(root).resolve()
+    if isinstance(executor, str):
+        executor = make_executor(executor, workers=workers)
     parameters = plan(root, profile, papers, extra)  # raises before any kernel starts
-    if not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
     out_dir = report_dir(root, profile)
-    (out_dir / "records").mkdir(parents=True, exist_ok=True)
     done = load_records(root, profile)
     todo = {}
     for slug, params in parameters.items():
@@ -207,24 +237,18 @@ def run_batch(root: Path, *, profile: str = "offline", papers: list[str] | None 
             log(f"[skip] {slug}: finished earlier with the same notebook, parameters and library (use --force to rerun)")
             continue
         todo[slug] = params
+    executor.check(root, profile, todo)  # e.g. Slurm reachable, resources valid: before anything heavy
+    (out_dir / "records").mkdir(parents=True, exist_ok=True)
     if todo:
         prepare_shared_artifacts(profile, [root / "notebooks" / f"{slug}.ipynb" for slug in todo], log)
-    context = get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, max(1, len(todo))), mp_context=context) as pool:
-        futures = {pool.submit(run_one, str(root), slug, params, profile): slug for slug, params in todo.items()}
-        for future in as_completed(futures):
-            slug = futures[future]
-            try:
-                record = future.result()
-            except Exception:  # the worker process itself died
-                record = {"status": "failed", "error": traceback.format_exc(limit=1), "runtime_s": 0.0,
-                          "input_hash": ""}
-            _write_json(out_dir / "records" / f"{slug}.json", record)
-            for name, data in (record.get("artifacts") or {}).items():  # a workbook page's files (calibration.json)
-                _write_json(out_dir / Path(name).name, data)
-            write_results(root, profile)
-            log(f"[{record['status']}] {slug} in {record.get('runtime_s', 0):.0f} s"
-                + (f": {record['error']}" if record.get("error") else ""))
+
+    def finished(slug: str, record: dict) -> None:
+        store_record(root, profile, slug, record)
+        write_results(root, profile)
+        log(f"[{record['status']}] {slug} in {record.get('runtime_s', 0):.0f} s"
+            + (f": {record['error']}" if record.get("error") else ""))
+
+    executor.run(root, profile, todo, finished, log)
     return write_results(root, profile)
 
 

@@ -54,6 +54,9 @@ def paper_links(slug: str, record: dict, prefix: str = "") -> list[tuple[str, st
     links += [(label, registered[key]) for key, label in (("paper", "paper"), ("code", "official code"))
               if registered.get(key)]
     links.append(("executed notebook", f"{prefix}notebooks/{slug}.ipynb"))
+    job = record.get("job") or {}
+    if job.get("log"):  # a cluster job's output (batch.slurm), relative to the report folder
+        links.append((f"{job.get('executor', 'cluster')} job {job.get('id', '')} log", prefix + job["log"]))
     return links
 
 
