@@ -3,6 +3,7 @@
 Policy: without a reachable Slurm these tests fail, with the reason, when CI or CLIPBOOK_REQUIRE_SLURM is set
 (CI must never pass them by skipping); elsewhere they skip with the reason and the command that starts one.
 """
+import html
 import json
 import os
 import shutil
@@ -83,10 +84,12 @@ def test_a_slurm_batch_records_the_same_results_as_a_local_one(cluster, tmp_path
 
     assert {paper["status"] for paper in remote["papers"].values()} == {"ok"}, remote["papers"]
     assert _comparable(remote) == _comparable(local)  # rows, claims and verdicts, reported rows, comparison
-    for slug in ("gda", "fast"):  # the index shows the same verdicts, one row per paper
-        assert remote["papers"][slug]["title"] in local_index
-        for claim in remote["papers"][slug]["claims"]:
-            assert claim["verdict"] in (workbook / "reports/offline/index.html").read_text()
+    remote_index = (workbook / "reports/offline/index.html").read_text()
+    for slug in ("gda", "fast"):  # both indexes show each paper with the same claims and verdicts
+        for index in (local_index, remote_index):
+            assert f"{slug}.html" in index
+            for claim in remote["papers"][slug]["claims"]:
+                assert html.escape(claim["statement"], quote=False) in index and claim["verdict"] in index
     fast = json.loads((workbook / "reports/offline/records/fast.json").read_text())
     assert fast["notes"] == "CUDA_VISIBLE_DEVICES=''"  # set before the kernel started: a CPU job sees no GPU
     assert local["papers"]["fast"]["notes"] != fast["notes"]
@@ -96,7 +99,8 @@ def test_a_slurm_batch_records_the_same_results_as_a_local_one(cluster, tmp_path
     for slug in ("gda", "fast"):
         job = remote["papers"][slug]["job"]
         assert (workbook / "reports/offline" / job["log"]).stat().st_size > 0
-        assert f"href='{job['log']}'" in (workbook / f"reports/offline/{slug}.html").read_text()
+        page = (workbook / f"reports/offline/{slug}.html").read_text()
+        assert f'href="{job["log"]}"' in page or f"href='{job['log']}'" in page
     assert sum(line.startswith("[submitted]") for line in logs) == 2
     # the profile's resources reached Slurm (no _resources.yaml here: JobResources' defaults)
     granted = subprocess.run(["scontrol", "show", "job", "--oneliner", job_ids.pop()], capture_output=True,
