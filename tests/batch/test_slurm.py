@@ -108,15 +108,21 @@ def test_a_slurm_batch_records_the_same_results_as_a_local_one(cluster, tmp_path
     assert {"NumCPUs=1", "MinMemoryNode=4G", "TimeLimit=00:30:00"} <= set(granted), granted
 
 
+def _batch_in_background(workbook, papers):
+    """A Slurm batch running in a thread, and the dict its results land in."""
+    outcome = {}
+    batch = threading.Thread(target=lambda: outcome.update(runner.run_batch(
+        workbook, papers=papers, executor=_slurm(), log=lambda line: None)))
+    batch.start()
+    return batch, outcome
+
+
 @pytest.mark.slurm
 def test_a_cancelled_job_is_reported_failed_with_the_reason_and_the_next_batch_reruns_it(cluster, tmp_path):
     workbook = _workbook(tmp_path)
     hold = workbook / "notebooks" / "hold"
     hold.touch()
-    outcome = {}
-    batch = threading.Thread(target=lambda: outcome.update(runner.run_batch(
-        workbook, papers=["fast", "slow"], executor=_slurm(), log=lambda line: None)))
-    batch.start()
+    batch, outcome = _batch_in_background(workbook, ["fast", "slow"])
     job_id = _wait_until_running(workbook, "slow")
     statuses = slurm.jobs_in_flight(workbook, "offline")
     assert statuses["slow"] == {**statuses["slow"], "id": job_id, "state": "running"}  # what `invoke status` shows
@@ -145,10 +151,7 @@ def test_a_job_reaching_its_time_limit_is_reported_failed_not_requeued(cluster, 
     (workbook / "notebooks" / "profiles" / "offline" / "_resources.yaml").write_text(
         "papers:\n  slow: {time_min: 5}\n")
     (workbook / "notebooks" / "hold").touch()
-    outcome = {}
-    batch = threading.Thread(target=lambda: outcome.update(runner.run_batch(
-        workbook, papers=["slow"], executor=_slurm(), log=lambda line: None)))
-    batch.start()
+    batch, outcome = _batch_in_background(workbook, ["slow"])
     job_id = _wait_until_running(workbook, "slow")
     # what Slurm sends 90 s before the time limit (submitit's --signal=USR2@90), sent early; with a limit this
     # short submitit takes any such signal for the time limit (a long job's early one for a preemption)
@@ -166,10 +169,7 @@ def test_a_preempted_job_is_requeued_and_its_paper_finishes(cluster, tmp_path):
     workbook = _workbook(tmp_path)
     hold = workbook / "notebooks" / "hold"
     hold.touch()
-    outcome = {}
-    batch = threading.Thread(target=lambda: outcome.update(runner.run_batch(
-        workbook, papers=["slow"], executor=_slurm(), log=lambda line: None)))
-    batch.start()
+    batch, outcome = _batch_in_background(workbook, ["slow"])
     job_id = _wait_until_running(workbook, "slow")
     # submitit's own test of preemption: SIGTERM, then the USR2 that arrives long before the time limit
     subprocess.run(["scancel", "--signal=TERM", job_id], check=True)
