@@ -37,3 +37,14 @@ def test_the_forty_papers_each_have_a_family_a_title_and_an_arxiv_link():
     assert family_of("gda") == "adaptation" and family_of("calibration") is None
     with pytest.raises(ValueError, match="unknown family 'adapters'; families: adaptation, "):
         papers_in("adapters")
+
+
+def test_the_families_are_those_of_the_issues_that_bring_the_papers_in():
+    by_family = {family: {slug for slug, paper in PAPERS.items() if paper["family"] == family} for family in FAMILIES}
+    assert by_family["dense"] == {"clip-dinoiser", "trident", "declip", "ovseg", "maft-plus", "cloc", "farslip",
+                                  "grain"}
+    assert by_family["analyses"] == {"holistic-robustness", "cxr-fairness", "schur-dissection", "medical-survey",
+                                     "hyp-oc", "ip-clip"}
+    assert by_family["adaptation"] == {"gda", "coop", "clip-svd", "nola", "perceptionclip", "caps-adapter",
+                                       "classify-by-description", "manufacturing-inspection"}
+    assert len(by_family["training recipes"]) == 10 and len(by_family["text side"]) == 8

@@ -3,7 +3,8 @@
 The slug is the paper's name everywhere (notebook, page, record, `--papers`). The report groups papers by
 `family` and links each card to the paper and its official code; a family with no notebook yet is still shown,
 with the papers planned in it. Titles, arXiv ids and code repositories are those of the research catalogue
-(shared/papers.md); `code` is empty where no official code was found.
+(shared/papers.md); the families are the issues that bring them in (12: training recipes, 13: dense,
+14: text side, 15: analyses; adaptation: the first eight). `code` is empty where no official code was found.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def _paper(family: str, title: str, arxiv: str, code: str = "") -> dict:
 
 
 PAPERS: dict[str, dict] = {
-    "hyp-oc": _paper("adaptation", "Hyp-OC: Hyperbolic One Class Classification for Face Anti-Spoofing",
+    "hyp-oc": _paper("analyses", "Hyp-OC: Hyperbolic One Class Classification for Face Anti-Spoofing",
                      "2404.14406", "Kartik-3004/hyp-oc"),
     "clip-dinoiser": _paper("dense", "CLIP-DINOiser: Teaching CLIP a few DINO tricks", "2312.12359",
                             "wysoczanska/clip_dinoiser"),
@@ -44,7 +45,7 @@ PAPERS: dict[str, dict] = {
         "Control: An Expository Case Study with Multiple Application Examples", "2501.12596", "fmegahed/qe_genai"),
     "ovseg": _paper("dense", "Open-Vocabulary Semantic Segmentation with Mask-adapted CLIP", "2210.04150",
                     "facebookresearch/ov-seg"),
-    "grain": _paper("training recipes", "Grounding Descriptions in Images informs Zero-Shot Visual Recognition",
+    "grain": _paper("dense", "Grounding Descriptions in Images informs Zero-Shot Visual Recognition",
                     "2412.04429", "shaunak27/grain-clip"),
     "metaclip": _paper("training recipes", "Demystifying CLIP Data", "2309.16671", "facebookresearch/MetaCLIP"),
     "trident": _paper("dense", "Harnessing Vision Foundation Models for High-Performance, Training-Free Open "
@@ -52,7 +53,7 @@ PAPERS: dict[str, dict] = {
     # the official code found contains only BoP.py (papers.md §14): no usable code link
     "holistic-robustness": _paper("analyses", "Toward a Holistic Evaluation of Robustness in CLIP Models",
                                   "2410.01534"),
-    "clippings": _paper("adaptation", "Linking Representations with Multimodal Contrastive Learning", "2304.03464",
+    "clippings": _paper("text side", "Linking Representations with Multimodal Contrastive Learning", "2304.03464",
                         "dell-research-harvard/clippings"),
     "clip-in": _paper("training recipes", "CLIP-IN: Enhancing Fine-Grained Visual Understanding in CLIP via "
                       "Instruction Editing Data and Long Captions", "2508.02329"),
@@ -68,13 +69,13 @@ PAPERS: dict[str, dict] = {
                        "Diversified Multiplet Upcycling", "2409.19291", "OpenSparseLLMs/CLIP-MoE"),
     "un2clip": _paper("training recipes", "un^2CLIP: Improving CLIP's Visual Detail Capturing Ability via "
                       "Inverting unCLIP", "2505.24517", "LiYinqi/un2CLIP"),
-    "ip-clip": _paper("adaptation", "Vision-Language Model IP Protection via Prompt-based Learning", "2503.02393",
+    "ip-clip": _paper("analyses", "Vision-Language Model IP Protection via Prompt-based Learning", "2503.02393",
                       "LyWang12/IP-CLIP"),
     "rs-m-clip": _paper("text side", "Multilingual Vision-Language Pre-training for the Remote Sensing Domain",
                         "2410.23370", "DannielSilva/RS-M-CLIP"),
     "lightcap": _paper("text side", "Efficient Image Captioning for Edge Devices", "2212.08985"),
     "cloc": _paper("dense", "Contrastive Localized Language-Image Pre-Training", "2410.02746"),
-    "m2-mix": _paper("adaptation", "Geodesic Multi-Modal Mixup for Robust Fine-Tuning", "2203.03897",
+    "m2-mix": _paper("training recipes", "Geodesic Multi-Modal Mixup for Robust Fine-Tuning", "2203.03897",
                      "changdaeoh/multimodal-mixup"),
     "llm2clip": _paper("text side", "LLM2CLIP: Powerful Language Model Unlock Richer Visual Representation",
                        "2411.04997", "microsoft/LLM2CLIP"),
@@ -86,7 +87,7 @@ PAPERS: dict[str, dict] = {
                      "LijieFan/LaCLIP"),
     "caps-adapter": _paper("adaptation", "CapS-Adapter: Caption-based MultiModal Adapter in Zero-Shot "
                            "Classification", "2405.16591", "WLuLi/CapS-Adapter"),
-    "comm": _paper("analyses", "From CLIP to DINO: Visual Encoders Shout in Multi-modal Large Language Models",
+    "comm": _paper("text side", "From CLIP to DINO: Visual Encoders Shout in Multi-modal Large Language Models",
                    "2310.08825", "YuchenLiu98/COMM"),
     "cloob": _paper("training recipes", "CLOOB: Modern Hopfield Networks with InfoLOOB Outperform CLIP",
                     "2110.11316", "ml-jku/cloob"),
