@@ -556,7 +556,8 @@ def check_side_by_side(first: ClassificationTask, second: ClassificationTask, ep
 
 
 headline_task = next(iter(tasks.values()))
-sanity_side_by_side = check_side_by_side(headline_task, list(tasks.values())[-1])
+# learners train side by side only within one model (their features must have the same width)
+sanity_side_by_side = check_side_by_side(headline_task, tasks[(models[0][0], datasets[-1])])
 sanity_learner = pd.concat([check_prompt_learner(tasks[(name, datasets[0])]) for name, _ in models])
 sanity_gradients = check_gradients(headline_task)
 sanity_templates = pd.DataFrame([check_template(task) for task in tasks.values()])
