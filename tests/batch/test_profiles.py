@@ -17,7 +17,7 @@ def test_every_paper_resolves_under_every_profile():
 def test_unknown_paper_profile_parameter_and_type_are_refused_with_accepted_values():
     with pytest.raises(profiles.BatchInputError, match="unknown paper.*'nope'.*known papers: .*gda"):
         profiles.plan(ROOT, "offline", ["nope"])
-    with pytest.raises(profiles.BatchInputError, match="unknown profile 'fast'.*offline, paper"):
+    with pytest.raises(profiles.BatchInputError, match="unknown profile 'fast'.*offline, paper, rehearsal"):
         profiles.plan(ROOT, "fast", ["gda"])
     with pytest.raises(profiles.BatchInputError, match="gda: unknown parameter 'seed'; accepted: .*seeds"):
         profiles.plan(ROOT, "offline", ["gda"], {"seed": 1})
@@ -33,3 +33,19 @@ def test_the_paper_profile_values_are_checked_against_each_notebooks_declaration
     (tmp_path / "notebooks" / "profiles" / "paper" / "gda.yaml").write_text("shots: [0, 16]\n")
     with pytest.raises(profiles.BatchInputError, match="gda: parameter 'shots'.*item 0 \\(0\\) is < 1"):
         profiles.plan(tmp_path, "paper", ["gda"])
+
+
+def test_the_rehearsal_profile_is_the_paper_profile_with_its_caps_on_top(tmp_path):
+    folders = {name: tmp_path / "notebooks" / "profiles" / name for name in ("paper", "rehearsal")}
+    for folder in folders.values():
+        folder.mkdir(parents=True)
+    (tmp_path / "notebooks" / "gda.ipynb").write_bytes((ROOT / "notebooks" / "gda.ipynb").read_bytes())
+    (folders["paper"] / "gda.yaml").write_text("profile: paper\nmodels: [[RN50-quickgelu, openai]]\n"
+                                               "datasets: [imagenet, eurosat]\nshots: [1, 16]\n")
+    (folders["rehearsal"] / "gda.yaml").write_text("shots: [2]\n")
+    assert profiles.plan(tmp_path, "rehearsal", ["gda"])["gda"] == {
+        "profile": "rehearsal", "models": [["RN50-quickgelu", "openai"]], "datasets": ["imagenet", "eurosat"],
+        "shots": [2]}
+    (folders["rehearsal"] / "gda.yaml").write_text("shots: [0]\n")
+    with pytest.raises(profiles.BatchInputError, match="gda: parameter 'shots'.*item 0 \\(0\\) is < 1"):
+        profiles.plan(tmp_path, "rehearsal", ["gda"])

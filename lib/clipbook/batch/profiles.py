@@ -6,6 +6,10 @@ too: `papermill notebooks/gda.ipynb out.ipynb -f notebooks/profiles/paper/gda.ya
 its parameters' defaults (the offline profile) in the cell tagged `parameters` and their types, ranges and
 choices in the cell tagged `parameter-spec`; `plan` checks every override against that declaration before
 any kernel starts, with the same one-line errors the notebook itself raises.
+
+A profile may build on another (`PROFILE_BASES`): the rehearsal profile's overrides for a paper are its
+paper-profile YAML with `notebooks/profiles/rehearsal/<slug>.yaml` (caps on epochs, iterations, shots,
+datasets) applied on top, so the rehearsal follows every change to the paper profile.
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from clipbook.batch import contract
-from clipbook.batch.parameters import PROFILES, ParameterError
+from clipbook.batch.parameters import PROFILE_BASES, PROFILES, ParameterError
 
 
 class BatchInputError(ValueError):
@@ -29,9 +33,7 @@ def available_papers(root: Path) -> list[str]:
     return sorted(p.stem for p in notebooks_dir(root).glob("*.ipynb") if not p.stem.startswith("_"))
 
 
-def load_profile(root: Path, profile: str) -> dict[str, dict]:
-    if profile not in PROFILES:
-        raise BatchInputError(f"unknown profile {profile!r}; accepted profiles: {', '.join(PROFILES)}")
+def _read_profile_folder(root: Path, profile: str) -> dict[str, dict]:
     overrides = {}
     for path in sorted((notebooks_dir(root) / "profiles" / profile).glob("*.yaml")):
         values = yaml.safe_load(path.read_text()) or {}
@@ -41,6 +43,18 @@ def load_profile(root: Path, profile: str) -> dict[str, dict]:
             raise BatchInputError(f"{path}: sets profile {values['profile']!r} inside the {profile!r} profile")
         overrides[path.stem] = values
     return overrides
+
+
+def load_profile(root: Path, profile: str) -> dict[str, dict]:
+    """{slug: overrides} of a profile; a profile with a base (`PROFILE_BASES`) is its base's overrides with its
+    own YAML on top, `profile` set to itself."""
+    if profile not in PROFILES:
+        raise BatchInputError(f"unknown profile {profile!r}; accepted profiles: {', '.join(PROFILES)}")
+    own = _read_profile_folder(root, profile)
+    if profile not in PROFILE_BASES:
+        return own
+    base = load_profile(root, PROFILE_BASES[profile])
+    return {slug: {**base.get(slug, {}), **own.get(slug, {}), "profile": profile} for slug in sorted({*base, *own})}
 
 
 def plan(root: Path, profile: str, papers: list[str] | None, extra: dict | None = None) -> dict[str, dict]:
