@@ -101,6 +101,9 @@ def render_index(results: dict) -> str:
         "Offline, every notebook runs the paper's method against the paper's own baseline on the procedural toy "
         "world with the library's tiny CLIP: a verdict here is the <em>effect on the toy world</em>, not a test of "
         "the paper's numbers." if profile == "offline" else
+        "A rehearsal runs each paper's own code path on its real architectures with random weights and on generated "
+        "data in the real datasets' layouts: it shows that the paper profile runs, and no verdict is tested." if
+        profile == "rehearsal" else
         "Each claim is tested on this profile's rows; reported numbers are compared in each paper's record.")
     summary = " · ".join(f"<span class='{VERDICT_CLASS[v]}'>{n} {v}</span>" for v, n in counts.items())
     return f"""<!doctype html>

@@ -12,7 +12,7 @@ import html
 import json
 from dataclasses import asdict
 
-from clipbook.claims import Claim, Precondition, evaluate
+from clipbook.claims import Claim, Precondition, evaluate, with_profile_preconditions
 from clipbook.report.rows import as_frame, compare_with_reported, records
 
 RECORD_MIME = "application/vnd.clipbook.record+json"
@@ -54,6 +54,7 @@ def make_record(*, rows, claims: list[Claim], reported=None, preconditions: list
     for item in preconditions:
         if not isinstance(item, Precondition):
             raise TypeError(f"preconditions must be built with claims.at_least / claims.fact, got {item!r}")
+    claims, preconditions = with_profile_preconditions(claims, preconditions, profile)
     frame, reported_frame = as_frame(rows), as_frame(reported)
     if frame.empty:
         raise ValueError("a record needs result rows")
@@ -93,13 +94,15 @@ def effect_text(claim: dict) -> str:
 
 def _html(record: dict) -> str:
     heading = "Effect on the toy world" if record["profile"] == "offline" else "Verdict"
+    rehearsal = [p for p in record["preconditions"] if p["id"] == "weights-are-trained" and not p["passed"]]
     rows = "".join(
         f"<tr><td>{html.escape(c['statement'])}</td>"
         f"<td style='color:{VERDICT_COLOURS[c['verdict']]};font-weight:600'>{c['verdict']}</td>"
         f"<td style='text-align:right'>{effect_text(c)}</td><td style='text-align:right'>{c['margin']:+.2f}</td>"
         f"<td style='text-align:right'>{'—' if c['paper_effect'] is None else format(c['paper_effect'], '+.2f')}</td>"
         f"<td>{html.escape(c['sentence'])}</td></tr>" for c in record["claims"])
-    parts = [] if not record["claims"] else [
+    parts = [f"<p><b>Rehearsal, not a test:</b> {html.escape(rehearsal[0]['detail'])}.</p>"] if rehearsal else []
+    parts += [] if not record["claims"] else [
         f"<table><thead><tr><th>claim</th><th>{heading}</th><th>effect [CI]</th>"
              f"<th>margin</th><th>paper</th><th>from the numbers</th></tr></thead><tbody>{rows}</tbody></table>"]
     if record["preconditions"]:
