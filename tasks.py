@@ -35,7 +35,8 @@ def _extra(settings: list[str]) -> dict:
 
 @task(iterable=["set_"], help={
     "papers": "comma-separated slugs (default: every notebook in notebooks/)",
-    "profile": "offline (default: toy world, CPU) or paper (real checkpoints and datasets, GPU)",
+    "profile": "offline (default: toy world, CPU), paper (real checkpoints and datasets, GPU) or rehearsal (the "
+               "paper path with random weights and generated data in the real layouts)",
     "workers": "notebooks run in parallel, each in its own process and kernel",
     "force": "rerun papers that already finished with the same notebook and parameters",
     "set_": "override a notebook parameter for every selected paper, e.g. --set seeds=[1]",

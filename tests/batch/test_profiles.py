@@ -10,8 +10,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_every_paper_resolves_under_every_profile():
     for profile in profiles.PROFILES:
         planned = profiles.plan(ROOT, profile, None)
-        assert set(planned) == set(profiles.available_papers(ROOT))
+        with_paper_path = set(profiles.load_profile(ROOT, "paper"))
+        assert set(planned) == (with_paper_path if profile == "rehearsal" else set(profiles.available_papers(ROOT)))
         assert all(params["profile"] == profile for params in planned.values())
+    assert "calibration" not in profiles.plan(ROOT, "rehearsal", None)  # a workbook page has no paper path
 
 
 def test_unknown_paper_profile_parameter_and_type_are_refused_with_accepted_values():

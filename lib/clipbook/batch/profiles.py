@@ -60,11 +60,12 @@ def load_profile(root: Path, profile: str) -> dict[str, dict]:
 def plan(root: Path, profile: str, papers: list[str] | None, extra: dict | None = None) -> dict[str, dict]:
     """Resolve and validate the parameters of every selected paper: {slug: parameters}."""
     known = available_papers(root)
-    selected = papers or known
+    overrides = load_profile(root, profile)
+    # a profile built on another covers the notebooks that have a path there (no workbook page has a paper path)
+    selected = papers or ([slug for slug in known if slug in overrides] if profile in PROFILE_BASES else known)
     unknown = [p for p in selected if p not in known]
     if unknown:
         raise BatchInputError(f"unknown paper(s) {', '.join(map(repr, unknown))}; known papers: {', '.join(known)}")
-    overrides = load_profile(root, profile)
     stray = [slug for slug in overrides if slug not in known]
     if stray:
         raise BatchInputError(f"profile {profile!r} names unknown paper(s) {stray}; known papers: {', '.join(known)}")
