@@ -653,7 +653,9 @@ def domain_generalisation(model_name: str) -> list[dict]:
 
 dg_rows = [row for name, _ in models for row in domain_generalisation(name)]
 rows = pd.DataFrame(few_shot_rows + dg_rows)
-dg_table = pd.DataFrame(dg_rows).groupby(["model", "method", "dataset"], sort=False)["value"].mean().unstack("dataset")
+# the columns named, so that no targets (`dg_targets: []`, a declared value) give an empty table, not a KeyError
+dg_table = (pd.DataFrame(dg_rows, columns=["model", "method", "dataset", "value"])
+            .groupby(["model", "method", "dataset"], sort=False)["value"].mean().unstack("dataset"))
 if len(dg_table):
     dg_table["target average"] = dg_table[dg_targets].mean(axis=1)
 dg_table.round(2)

@@ -74,3 +74,8 @@ def test_datasets_without_files_or_unknown_names_are_refused(tmp_path):
         fake_layouts.write_layout("toy", tmp_path)
     with pytest.raises(registry.UnknownDatasetError, match="unknown dataset 'eurosatt'"):
         fake_layouts.write_layout("eurosatt", tmp_path)
+
+
+def test_the_qe_genai_clone_carries_its_stored_exp1_predictions(root):
+    lines = (root / "qe_genai" / "results" / "exp01_results.csv").read_text().splitlines()
+    assert lines[0] == "image_name,classification_result" and len(lines) == 101

@@ -31,14 +31,15 @@ from PIL import Image
 
 from clipbook.data import real, registry
 
-LAYOUT_VERSION = 1  # bump when a writer changes, so cached layouts are rewritten
+LAYOUT_VERSION = 2  # bump when a writer changes, so cached layouts are rewritten
 MARKER_FILE = ".clipbook-fake-layout.json"  # one per dataset folder: the version and size it was written with
 
 
 @dataclass(frozen=True)
 class LayoutSize:
     """How much a generated layout holds: images per class for each split, and classes where the count is free."""
-    images_per_class: dict = field(default_factory=lambda: {"train": 2, "val": 1, "test": 1})
+    # "all": the single split of image-folder sets, which notebooks split themselves (a test set and learning sets)
+    images_per_class: dict = field(default_factory=lambda: {"train": 2, "val": 1, "test": 1, "all": 4})
     classes: int = 4
     imagenet_classes_with_images: int = 8
 
@@ -197,6 +198,19 @@ def _write_image_folder(name: str, config: dict, root: Path, size: LayoutSize) -
                 write_image(root / relative, f"{name}/{relative}")
 
 
+def _write_qe_genai_stored_predictions(name: str, config: dict, root: Path, size: LayoutSize) -> None:
+    """results/exp01_results.csv of the qe_genai clone: the official Exp. 1 predictions of its 100 test images."""
+    path = root / config["folder"].split("/")[0] / "results" / "exp01_results.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["image_name", "classification_result"])
+        writer.writerows([f"{index:03d}.png", ("Nominal", "Defective")[index % 2]] for index in range(100))
+
+
+# files beside a dataset's images that a notebook's paper path reads from the same clone
+EXTRA_WRITERS = {"qe_genai_pan": _write_qe_genai_stored_predictions}
+
 GROUP_WRITERS = {"waterbirds": _write_waterbirds, "celeba": _write_celeba}
 
 # registry kind -> writer(name, config, root, size); "packaged" and "toy" data need no files under the data root
@@ -238,6 +252,8 @@ def write_layout(name: str, root: str | os.PathLike, size: LayoutSize = DEFAULT_
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     WRITERS[config["kind"]](name, config, Path(root), size)
+    if name in EXTRA_WRITERS:
+        EXTRA_WRITERS[name](name, config, Path(root), size)
     (folder / MARKER_FILE).write_text(json.dumps({"version": LAYOUT_VERSION, "size": asdict(size)}, sort_keys=True))
     return folder
 
