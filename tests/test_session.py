@@ -85,3 +85,14 @@ def test_setup_rehearsal_points_the_loaders_at_generated_layouts(monkeypatch, ca
     assert os.environ["CLIPBOOK_DATA"] == str(cache_root / "rehearsal-data")
     assert len(registry.load_dataset("imagenet", "test").classnames) == 1000
     assert (cache_root / "rehearsal-data" / "eurosat" / "split_zhou_EuroSAT.json").exists()
+
+
+def test_preflight_checks_a_test_only_dataset_on_the_splits_it_has(tmp_path, monkeypatch):
+    from clipbook.data import fake_layouts
+    from clipbook.data.registry import MissingDatasetError
+
+    monkeypatch.setenv("CLIPBOOK_DATA", str(tmp_path))
+    with pytest.raises(MissingDatasetError, match="ImageNetV2 images not found"):
+        clipbook.preflight([], ["imagenet_v2"])
+    fake_layouts.write_layout("imagenet_v2", tmp_path)
+    clipbook.preflight([], ["imagenet_v2"])  # classify-by-description's paper profile lists it beside imagenet

@@ -98,7 +98,9 @@ def preflight(models: list, datasets: list[str], splits: tuple[str, ...] = ("tra
         name, tag = (entry, None) if isinstance(entry, str) else entry
         check_available(name, tag)
     for dataset_name in datasets:
-        for split in splits:
+        # a test-only dataset (ImageNet-V2, -A, -R, -Sketch) is checked on the splits it has
+        config = registry.DATASETS.get(dataset_name, {})
+        for split in [s for s in splits if s in config.get("splits", splits)] or splits:
             registry.load_dataset(dataset_name, split)
 
 
