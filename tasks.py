@@ -35,7 +35,8 @@ def _extra(settings: list[str]) -> dict:
 
 @task(iterable=["set_"], help={
     "papers": "comma-separated slugs (default: every notebook in notebooks/)",
-    "profile": "offline (default: toy world, CPU) or paper (real checkpoints and datasets, GPU)",
+    "profile": "offline (default: toy world, CPU), paper (real checkpoints and datasets, GPU) or rehearsal (the "
+               "paper path with random weights and generated data in the real layouts)",
     "executor": "local (default: processes on this machine) or slurm (one cluster job per paper, through submitit)",
     "workers": "local executor: notebooks run in parallel, each in its own process and kernel (default 1)",
     "partition": "slurm executor: the partition (default: $SBATCH_PARTITION, else the cluster's default)",

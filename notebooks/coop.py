@@ -556,7 +556,8 @@ def check_side_by_side(first: ClassificationTask, second: ClassificationTask, ep
 
 
 headline_task = next(iter(tasks.values()))
-sanity_side_by_side = check_side_by_side(headline_task, list(tasks.values())[-1])
+# learners train side by side only within one model (their features must have the same width)
+sanity_side_by_side = check_side_by_side(headline_task, tasks[(models[0][0], datasets[-1])])
 sanity_learner = pd.concat([check_prompt_learner(tasks[(name, datasets[0])]) for name, _ in models])
 sanity_gradients = check_gradients(headline_task)
 sanity_templates = pd.DataFrame([check_template(task) for task in tasks.values()])
@@ -652,7 +653,9 @@ def domain_generalisation(model_name: str) -> list[dict]:
 
 dg_rows = [row for name, _ in models for row in domain_generalisation(name)]
 rows = pd.DataFrame(few_shot_rows + dg_rows)
-dg_table = pd.DataFrame(dg_rows).groupby(["model", "method", "dataset"], sort=False)["value"].mean().unstack("dataset")
+# the columns named, so that no targets (`dg_targets: []`, a declared value) give an empty table, not a KeyError
+dg_table = (pd.DataFrame(dg_rows, columns=["model", "method", "dataset", "value"])
+            .groupby(["model", "method", "dataset"], sort=False)["value"].mean().unstack("dataset"))
 if len(dg_table):
     dg_table["target average"] = dg_table[dg_targets].mean(axis=1)
 dg_table.round(2)

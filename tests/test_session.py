@@ -19,7 +19,7 @@ def test_setup_offline_sets_the_hub_offline_and_fixes_threads(monkeypatch):
 
 
 def test_setup_refuses_unknown_profile_and_missing_gpu():
-    with pytest.raises(ValueError, match="accepted profiles: offline, paper"):
+    with pytest.raises(ValueError, match="accepted profiles: offline, paper, rehearsal"):
         clipbook.setup("fast")
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="needs a CUDA GPU"):
@@ -71,3 +71,28 @@ def test_plain_papermill_refuses_a_bad_parameter_in_the_notebooks_first_code_cel
     executed = [c for c in __import__("nbformat").read(tmp_path / "out.ipynb", as_version=4).cells
                 if c.cell_type == "code" and c.get("execution_count")]
     assert "clipbook.start" in executed[-1].source  # it stopped there, before any heavy work
+
+
+def test_setup_rehearsal_points_the_loaders_at_generated_layouts(monkeypatch, cache_root):
+    from clipbook.data import registry
+
+    monkeypatch.setenv("CLIPBOOK_PROFILE", "offline")
+    monkeypatch.setenv("CLIPBOOK_DATA", "/nonexistent/real/data")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    session = clipbook.setup("rehearsal")
+    assert session.device == ("cuda" if torch.cuda.is_available() else "cpu") and not session.offline
+    assert os.environ["CLIPBOOK_PROFILE"] == "rehearsal" and os.environ["HF_HUB_OFFLINE"] == "1"
+    assert os.environ["CLIPBOOK_DATA"] == str(cache_root / "rehearsal-data")
+    assert len(registry.load_dataset("imagenet", "test").classnames) == 1000
+    assert (cache_root / "rehearsal-data" / "eurosat" / "split_zhou_EuroSAT.json").exists()
+
+
+def test_preflight_checks_a_test_only_dataset_on_the_splits_it_has(tmp_path, monkeypatch):
+    from clipbook.data import fake_layouts
+    from clipbook.data.registry import MissingDatasetError
+
+    monkeypatch.setenv("CLIPBOOK_DATA", str(tmp_path))
+    with pytest.raises(MissingDatasetError, match="ImageNetV2 images not found"):
+        clipbook.preflight([], ["imagenet_v2"])
+    fake_layouts.write_layout("imagenet_v2", tmp_path)
+    clipbook.preflight([], ["imagenet_v2"])  # classify-by-description's paper profile lists it beside imagenet

@@ -9,6 +9,12 @@ from dataclasses import dataclass, field
 from clipbook.batch.parameters import PROFILES, NotebookSpec, parameter_values
 
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+# The session's profile, for library code that depends on it without a session at hand (the model loader); an
+# environment variable so that forked workers and the batch's kernels (runner.kernel_environment) share it.
+PROFILE_ENV = "CLIPBOOK_PROFILE"
+# Profiles that rehearse the paper path: every checkpoint is its architecture at random init (models.loader) and
+# every dataset a generated one in the real layout (data.fake_layouts), so nothing is downloaded or read from ~/data.
+REHEARSAL_PROFILES = ("rehearsal",)
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,18 @@ def _force_hub_offline() -> None:
             module.HF_HUB_OFFLINE = True
 
 
+def active_profile() -> str:
+    """The profile of this process's session (set by `setup`; the batch sets it in the kernel's environment)."""
+    return os.environ.get(PROFILE_ENV, "offline")
+
+
+def _use_rehearsal_data() -> None:
+    """Point the real loaders ($CLIPBOOK_DATA) at the generated layouts, written on first use."""
+    from clipbook.data import fake_layouts
+
+    os.environ["CLIPBOOK_DATA"] = str(fake_layouts.ensure_layouts(fake_layouts.rehearsal_data_root()))
+
+
 def setup(profile: str = "offline", *, device: str = "auto") -> Session:
     """Call once at the top of a notebook, right after the parameters cell."""
     import torch
@@ -41,15 +59,18 @@ def setup(profile: str = "offline", *, device: str = "auto") -> Session:
 
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; accepted profiles: {', '.join(PROFILES)}")
-    if profile == "offline":
+    os.environ[PROFILE_ENV] = profile
+    if profile == "offline" or profile in REHEARSAL_PROFILES:
         os.environ.update(OFFLINE_ENV)
         _force_hub_offline()
+    if profile in REHEARSAL_PROFILES:
+        _use_rehearsal_data()
     if device == "auto":
         if profile == "paper" and not torch.cuda.is_available():
             raise RuntimeError("the paper profile runs the papers' real models and datasets and needs a CUDA GPU, "
                                "but none is visible. Run it on a GPU machine, or pass device='cpu' to run it "
                                "(slowly) on the CPU anyway.")
-        device = "cuda" if profile == "paper" else "cpu"
+        device = "cuda" if profile == "paper" or profile in REHEARSAL_PROFILES and torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"device {device!r} was requested but no CUDA GPU is visible; use device='cpu'.")
     if device.startswith("cuda"):  # cuBLAS is deterministic only with a fixed workspace (read at first use)
@@ -77,7 +98,9 @@ def preflight(models: list, datasets: list[str], splits: tuple[str, ...] = ("tra
         name, tag = (entry, None) if isinstance(entry, str) else entry
         check_available(name, tag)
     for dataset_name in datasets:
-        for split in splits:
+        # a test-only dataset (ImageNet-V2, -A, -R, -Sketch) is checked on the splits it has
+        config = registry.DATASETS.get(dataset_name, {})
+        for split in [s for s in splits if s in config.get("splits", splits)] or splits:
             registry.load_dataset(dataset_name, split)
 
 

@@ -10,14 +10,16 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_every_paper_resolves_under_every_profile():
     for profile in profiles.PROFILES:
         planned = profiles.plan(ROOT, profile, None)
-        assert set(planned) == set(profiles.available_papers(ROOT))
+        with_paper_path = set(profiles.load_profile(ROOT, "paper"))
+        assert set(planned) == (with_paper_path if profile == "rehearsal" else set(profiles.available_papers(ROOT)))
         assert all(params["profile"] == profile for params in planned.values())
+    assert "calibration" not in profiles.plan(ROOT, "rehearsal", None)  # a workbook page has no paper path
 
 
 def test_unknown_paper_profile_parameter_and_type_are_refused_with_accepted_values():
     with pytest.raises(profiles.BatchInputError, match="unknown paper.*'nope'.*known papers: .*gda"):
         profiles.plan(ROOT, "offline", ["nope"])
-    with pytest.raises(profiles.BatchInputError, match="unknown profile 'fast'.*offline, paper"):
+    with pytest.raises(profiles.BatchInputError, match="unknown profile 'fast'.*offline, paper, rehearsal"):
         profiles.plan(ROOT, "fast", ["gda"])
     with pytest.raises(profiles.BatchInputError, match="gda: unknown parameter 'seed'; accepted: .*seeds"):
         profiles.plan(ROOT, "offline", ["gda"], {"seed": 1})
@@ -61,4 +63,20 @@ def test_job_resources_come_from_the_profiles_resources_file_with_per_paper_over
 def test_the_shipped_resources_files_are_valid():
     for profile in profiles.PROFILES:
         resources = profiles.load_resources(ROOT, profile, profiles.available_papers(ROOT))
-        assert all(r.gpus == (0 if profile == "offline" else 1) for r in resources.values())
+        assert all(r.gpus == (1 if profile == "paper" else 0) for r in resources.values())
+
+
+def test_the_rehearsal_profile_is_the_paper_profile_with_its_caps_on_top(tmp_path):
+    folders = {name: tmp_path / "notebooks" / "profiles" / name for name in ("paper", "rehearsal")}
+    for folder in folders.values():
+        folder.mkdir(parents=True)
+    (tmp_path / "notebooks" / "gda.ipynb").write_bytes((ROOT / "notebooks" / "gda.ipynb").read_bytes())
+    (folders["paper"] / "gda.yaml").write_text("profile: paper\nmodels: [[RN50-quickgelu, openai]]\n"
+                                               "datasets: [imagenet, eurosat]\nshots: [1, 16]\n")
+    (folders["rehearsal"] / "gda.yaml").write_text("shots: [2]\n")
+    assert profiles.plan(tmp_path, "rehearsal", ["gda"])["gda"] == {
+        "profile": "rehearsal", "models": [["RN50-quickgelu", "openai"]], "datasets": ["imagenet", "eurosat"],
+        "shots": [2]}
+    (folders["rehearsal"] / "gda.yaml").write_text("shots: [0]\n")
+    with pytest.raises(profiles.BatchInputError, match="gda: parameter 'shots'.*item 0 \\(0\\) is < 1"):
+        profiles.plan(tmp_path, "rehearsal", ["gda"])

@@ -108,3 +108,9 @@ def test_a_workbook_page_writes_its_artifacts_beside_results_and_is_listed_apart
     assert written == {"average": {"zero_shot": 50.0}}
     index = (tmp_path / "reports/offline/index.html").read_text()
     assert "Workbook pages" in index and "1 of 1 targets pass" in index
+
+
+def test_rehearsal_kernels_never_reach_the_hub():
+    environment = runner.kernel_environment("rehearsal")
+    assert environment["CLIPBOOK_PROFILE"] == "rehearsal" and environment["HF_HUB_OFFLINE"] == "1"
+    assert "HF_HUB_OFFLINE" not in runner.kernel_environment("paper")

@@ -144,3 +144,32 @@ def test_random_init_is_identified_by_its_weights():
     other = loader.load_model("RN50-quickgelu", None)
     assert first.identity == same.identity != other.identity
     assert first.identity["weights"].startswith("random-init:")
+
+
+def test_rehearsal_builds_the_architecture_at_seeded_random_init_with_the_tags_preprocessing(monkeypatch):
+    monkeypatch.setenv("CLIPBOOK_PROFILE", "rehearsal")
+    torch.manual_seed(0)
+    before = torch.rand(1)
+    first = loader.load_model("RN50-quickgelu", "openai")  # no weights on disk: never read
+    second = loader.load_model("RN50-quickgelu", "openai")
+    assert first.identity == second.identity and first.identity["weights"].startswith("random-init")
+    assert all(torch.equal(a, b) for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()))
+    other_tag = loader.load_model("RN50-quickgelu", "yfcc15m")
+    assert other_tag.identity["weights"] != first.identity["weights"]
+    torch.manual_seed(0)
+    assert torch.equal(torch.rand(1), before)  # the notebook's random stream is untouched
+    normalize = [t for t in first.preprocess.transforms if type(t).__name__ == "Normalize"][0]
+    assert tuple(normalize.mean) == open_clip.get_pretrained_cfg("RN50-quickgelu", "openai")["mean"]
+    assert first.preprocess(_image()).shape == (3, 224, 224)
+    assert first.model.visual.output_dim == 1024  # the real architecture, not a smaller one
+
+
+def test_rehearsal_still_refuses_unknown_architectures_and_tags(monkeypatch):
+    monkeypatch.setenv("CLIPBOOK_PROFILE", "rehearsal")
+    with pytest.raises(loader.UnknownModelError, match="unknown pretrained tag 'opnai'.*known tags: .*openai"):
+        loader.load_model("ViT-B-16-quickgelu", "opnai")
+    with pytest.raises(loader.UnknownModelError, match="Did you mean: .*ViT-B-16"):
+        loader.load_model("ViT-B-61", "openai")
+    monkeypatch.setenv("CLIPBOOK_PROFILE", "paper")
+    with pytest.raises(loader.MissingCheckpointError, match="RN50-quickgelu / openai"):
+        loader.load_model("RN50-quickgelu", "openai")

@@ -127,3 +127,12 @@ def test_unknown_and_missing_encoders_fail_with_what_to_do(monkeypatch, tmp_path
     with pytest.raises(MissingCheckpointError, match="timm/vit_base_patch16_224.dino") as err:
         tiny_ssl.check_ssl_available("dino_vitb16")
     assert "timm.create_model('vit_base_patch16_224.dino', pretrained=True)" in str(err.value)
+
+
+def test_rehearsal_builds_the_official_dino_architecture_at_seeded_random_init(monkeypatch):
+    monkeypatch.setenv("CLIPBOOK_PROFILE", "rehearsal")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # and no DINO weights on disk: never read
+    first, second = tiny_ssl.load_ssl_encoder("dino_vitb16"), tiny_ssl.load_ssl_encoder("dino_vitb16")
+    assert first.identity == second.identity and first.identity["weights"].startswith("random-init")
+    assert all(torch.equal(a, b) for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()))
+    assert sum(p.numel() for p in first.model.parameters()) > 80e6  # ViT-B/16, not a smaller stand-in

@@ -65,3 +65,15 @@ def test_a_workbook_record_needs_no_claims_and_carries_its_artifacts_and_summary
         rec.make_record(rows=ROWS, claims=CLAIMS, kind="essay")
     with pytest.raises(ValueError, match="plain file name"):
         rec.make_record(rows=ROWS, claims=[], kind="workbook", artifacts={"../escape.json": {}})
+
+
+def test_under_the_rehearsal_profile_every_claim_is_not_tested_because_the_weights_are_random():
+    made = rec.make_record(rows=ROWS, claims=CLAIMS, profile="rehearsal",
+                           preconditions=[at_least("loss fell", "training loss fell by", 1.0, 0.1)])
+    assert [c["verdict"] for c in made["claims"]] == ["not tested", "not tested"]
+    assert all("weights are random (rehearsal)" in c["reason"] for c in made["claims"])
+    assert [p["id"] for p in made["preconditions"]] == ["loss fell", "weights-are-trained"]
+    assert "Rehearsal, not a test" in rec._html(made)
+    paper = rec.make_record(rows=ROWS, claims=CLAIMS, profile="paper",
+                            preconditions=[at_least("loss fell", "training loss fell by", 1.0, 0.1)])
+    assert [c["verdict"] for c in paper["claims"]] == ["holds", "holds"]

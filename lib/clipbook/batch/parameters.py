@@ -18,7 +18,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-PROFILES = ("offline", "paper")
+PROFILES = ("offline", "paper", "rehearsal")
+# A profile built on another: its overrides are the base profile's YAML, then its own YAML on top (caps).
+PROFILE_BASES = {"rehearsal": "paper"}
 ARTIFACTS = ("tiny-clip", "tiny-ssl")
 
 
@@ -164,7 +166,8 @@ def Model(*, help: str = "") -> Param:
 
 # The names every notebook shares, declared once. A notebook pulls them by name in `declare`.
 STANDARD: dict[str, Param] = {
-    "profile": Str(PROFILES, help="offline (toy world, CPU) or paper (real weights and data, GPU)"),
+    "profile": Str(PROFILES, help="offline (toy world, CPU), paper (real weights and data, GPU) or rehearsal (the "
+                                   "paper path with random weights and generated data in the real layouts)"),
     "models": ListOf(Model(), help="[open_clip architecture, pretrained tag] pairs"),
     "datasets": ListOf(Dataset(), help="dataset registry names; the first is the headline"),
     "seeds": ListOf(Int(minimum=0), help="random seeds (CoOp protocol: 1, 2, 3)"),

@@ -9,6 +9,10 @@ any kernel starts, with the same one-line errors the notebook itself raises.
 
 A profile folder may also hold `_resources.yaml`, what one paper's cluster job asks for (GPUs, CPUs, memory,
 time limit; `load_resources`). Files starting with `_` are not papers.
+
+A profile may build on another (`PROFILE_BASES`): the rehearsal profile's overrides for a paper are its
+paper-profile YAML with `notebooks/profiles/rehearsal/<slug>.yaml` (caps on epochs, iterations, shots,
+datasets) applied on top, so the rehearsal follows every change to the paper profile.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from clipbook.batch import contract
-from clipbook.batch.parameters import PROFILES, ParameterError
+from clipbook.batch.parameters import PROFILE_BASES, PROFILES, ParameterError
 
 
 class BatchInputError(ValueError):
@@ -33,9 +37,7 @@ def available_papers(root: Path) -> list[str]:
     return sorted(p.stem for p in notebooks_dir(root).glob("*.ipynb") if not p.stem.startswith("_"))
 
 
-def load_profile(root: Path, profile: str) -> dict[str, dict]:
-    if profile not in PROFILES:
-        raise BatchInputError(f"unknown profile {profile!r}; accepted profiles: {', '.join(PROFILES)}")
+def _read_profile_folder(root: Path, profile: str) -> dict[str, dict]:
     overrides = {}
     for path in sorted((notebooks_dir(root) / "profiles" / profile).glob("*.yaml")):
         if path.stem.startswith("_"):
@@ -49,14 +51,27 @@ def load_profile(root: Path, profile: str) -> dict[str, dict]:
     return overrides
 
 
+def load_profile(root: Path, profile: str) -> dict[str, dict]:
+    """{slug: overrides} of a profile; a profile with a base (`PROFILE_BASES`) is its base's overrides with its
+    own YAML on top, `profile` set to itself."""
+    if profile not in PROFILES:
+        raise BatchInputError(f"unknown profile {profile!r}; accepted profiles: {', '.join(PROFILES)}")
+    own = _read_profile_folder(root, profile)
+    if profile not in PROFILE_BASES:
+        return own
+    base = load_profile(root, PROFILE_BASES[profile])
+    return {slug: {**base.get(slug, {}), **own.get(slug, {}), "profile": profile} for slug in sorted({*base, *own})}
+
+
 def plan(root: Path, profile: str, papers: list[str] | None, extra: dict | None = None) -> dict[str, dict]:
     """Resolve and validate the parameters of every selected paper: {slug: parameters}."""
     known = available_papers(root)
-    selected = papers or known
+    overrides = load_profile(root, profile)
+    # a profile built on another covers the notebooks that have a path there (no workbook page has a paper path)
+    selected = papers or ([slug for slug in known if slug in overrides] if profile in PROFILE_BASES else known)
     unknown = [p for p in selected if p not in known]
     if unknown:
         raise BatchInputError(f"unknown paper(s) {', '.join(map(repr, unknown))}; known papers: {', '.join(known)}")
-    overrides = load_profile(root, profile)
     stray = [slug for slug in overrides if slug not in known]
     if stray:
         raise BatchInputError(f"profile {profile!r} names unknown paper(s) {stray}; known papers: {', '.join(known)}")

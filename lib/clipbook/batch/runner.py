@@ -25,6 +25,7 @@ from clipbook.batch import contract
 from clipbook.batch.profiles import plan
 from clipbook.cache import atomic_write_bytes
 from clipbook.report.record import SCHEMA_VERSION
+from clipbook.session import OFFLINE_ENV, REHEARSAL_PROFILES
 
 KERNEL_START_RETRIES = 2
 
@@ -38,8 +39,8 @@ def kernel_environment(profile: str) -> dict[str, str]:
     imported, so it must be set here, before the kernel starts, not in a notebook cell."""
     env = {"CLIPBOOK_PROFILE": profile, "CLIPBOOK_PROGRESS": "0", "PYTHONHASHSEED": "0",
            "TQDM_DISABLE": "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
-    if profile == "offline":
-        env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+    if profile == "offline" or profile in REHEARSAL_PROFILES:
+        env.update(OFFLINE_ENV)
     return env
 
 
@@ -271,6 +272,12 @@ def prepare_shared_artifacts(profile: str, notebooks: list[Path], log) -> None:
     """Build what the selected offline notebooks share (the tiny CLIP; the tiny self-supervised encoder
     if one of them needs it) once, in this process, with a visible progress bar, instead of inside the
     first kernel while the others wait on its lock."""
+    if profile in REHEARSAL_PROFILES:  # written here once, rather than by the first kernel while the others wait
+        from clipbook.data import fake_layouts
+
+        log(f"[prepare] generated datasets in the real layouts under {fake_layouts.rehearsal_data_root()}")
+        fake_layouts.ensure_layouts(fake_layouts.rehearsal_data_root())
+        return
     if profile != "offline":
         return
     import importlib

@@ -10,6 +10,11 @@ Each source keeps its tag's preprocessing: a weights file would otherwise silent
 default mean/std/resize (open_clip issue #1068), so `preprocess_from` names the tag to copy it from.
 Offline, nothing is downloaded: a checkpoint that is not already on disk raises
 MissingCheckpointError saying which file, where it would come from and how to provide it.
+
+Under the rehearsal profile (`clipbook.session.REHEARSAL_PROFILES`) every checkpoint of an open_clip
+architecture is that architecture at random initialisation, seeded by its name and tag, with the tag's
+preprocessing kept: the paper path runs on the real model shapes without any weights. Unknown
+architectures and tags still fail as they would under the paper profile.
 """
 from __future__ import annotations
 
@@ -131,14 +136,7 @@ def _tag_source(name: str, tag: str, cache_dir: str | None) -> _WeightsSource:
 
 def _check_tag_available(name: str, tag: str, cache_dir: str | None) -> None:
     """Offline, fail before building anything if the tag's weights are not on disk."""
-    import open_clip
-
-    if not open_clip.get_pretrained_cfg(name, tag):
-        tags = [t for n, t in open_clip.list_pretrained() if n == name]
-        raise UnknownModelError(
-            f"unknown pretrained tag {tag!r} for {name!r}; known tags: {', '.join(tags) or 'none'} "
-            "(or pass a path to a weights file)"
-        )
+    _check_tag_known(name, tag)
     source = _tag_source(name, tag, cache_dir)
     if source.hub_file:
         repo_id, filename = os.path.split(source.hub_file)
@@ -147,6 +145,60 @@ def _check_tag_available(name: str, tag: str, cache_dir: str | None) -> None:
     elif source.local_file is not None and source.local_file.exists():
         return
     raise _missing(f"{name} / {tag}", source.description, source.how)
+
+
+def rehearsing() -> bool:
+    """Whether this process's session replaces checkpoints by random weights (the rehearsal profile)."""
+    from clipbook.session import REHEARSAL_PROFILES, active_profile
+
+    return active_profile() in REHEARSAL_PROFILES
+
+
+def _check_tag_known(name: str, tag: str) -> None:
+    import open_clip
+
+    if not open_clip.get_pretrained_cfg(name, tag):
+        tags = [t for n, t in open_clip.list_pretrained() if n == name]
+        raise UnknownModelError(
+            f"unknown pretrained tag {tag!r} for {name!r}; known tags: {', '.join(tags) or 'none'} "
+            "(or pass a path to a weights file)"
+        )
+
+
+def _preprocess_kwargs(name: str, tag: str) -> dict[str, Any]:
+    """The tag's preprocessing as create_model_and_transforms arguments (open_clip issue #1068)."""
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(name, tag)
+    return {"image_mean": cfg.get("mean"), "image_std": cfg.get("std"),
+            "image_interpolation": cfg.get("interpolation"), "image_resize_mode": cfg.get("resize_mode")}
+
+
+def random_init_seed(name: str, pretrained: str | None) -> int:
+    """The rehearsal's seed for a checkpoint: fixed by its architecture and tag, so every notebook and run that
+    loads the same checkpoint gets the same random weights (and shares cached features)."""
+    return int(hashlib.sha256(f"{name}/{pretrained}".encode()).hexdigest()[:8], 16)
+
+
+def _load_random_init(name: str, pretrained: str | None, *, device: str,
+                      preprocess_from: str | None) -> tuple[Any, Callable, dict]:
+    """The rehearsal's stand-in for a checkpoint: the same architecture, seeded random weights, the tag's
+    preprocessing (`preprocess_from` for a weights file)."""
+    import open_clip
+    import torch
+
+    if name.startswith(("hf-hub:", "local-dir:")):
+        raise UnknownModelError(f"the rehearsal profile cannot stand in for {name!r}: its architecture is defined by "
+                                "files that are not on disk; name an open_clip architecture and tag instead")
+    _check_architecture(name)
+    tag = preprocess_from if pretrained is not None and _is_path(pretrained) else pretrained
+    kwargs = _preprocess_kwargs(name, tag) if tag else {}
+    seed = random_init_seed(name, pretrained)
+    with torch.random.fork_rng(devices=[]):  # the notebook's own random stream is left as it was
+        torch.manual_seed(seed)
+        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=None, device=device, **kwargs)
+    identity = {"name": name, "weights": f"random-init(seed {seed}, for {pretrained}):{_state_dict_sha256(model)}"}
+    return model, preprocess, identity
 
 
 def _file_sha256(path: Path) -> str:
@@ -182,11 +234,15 @@ def load_model(name: str, pretrained: str | None = None, *, device: str = "cpu",
                            "or run the paper profile on a GPU machine")
     tiny_clip.register_tiny_configs()
     check_available(name, pretrained, cache_dir=cache_dir)  # fails before anything is built
+    is_tiny = name == tiny_clip.TINY_CLIP_NAME and pretrained in (None, TINY_TAG)
+    if rehearsing() and not is_tiny:
+        model, preprocess, identity = _load_random_init(name, pretrained, device=device, preprocess_from=preprocess_from)
+        return _loaded(model, preprocess, name, pretrained, identity)
     kwargs: dict[str, Any] = {"device": device, "cache_dir": cache_dir}
     identity: dict[str, Any] = {"name": name}
     download_from: _WeightsSource | None = None  # set for the sources open_clip downloads
 
-    if name == tiny_clip.TINY_CLIP_NAME and pretrained in (None, TINY_TAG):
+    if is_tiny:
         checkpoint = tiny_clip.tiny_clip_checkpoint()
         identity["weights"] = f"{TINY_TAG}:{Path(checkpoint).stem}"
         pretrained_arg: str | None = checkpoint
@@ -208,10 +264,7 @@ def load_model(name: str, pretrained: str | None = None, *, device: str = "cpu",
             identity["weights"] = _file_sha256(path)
             pretrained_arg = str(path)
             if preprocess_from:  # keep the tag's preprocessing, not open_clip's defaults
-                cfg = open_clip.get_pretrained_cfg(name, preprocess_from)
-                kwargs.update(image_mean=cfg.get("mean"), image_std=cfg.get("std"),
-                              image_interpolation=cfg.get("interpolation"),
-                              image_resize_mode=cfg.get("resize_mode"))
+                kwargs.update(_preprocess_kwargs(name, preprocess_from))
         else:
             identity["weights"] = pretrained
             pretrained_arg = pretrained
@@ -232,17 +285,22 @@ def load_model(name: str, pretrained: str | None = None, *, device: str = "cpu",
                 "architecture; delete it to rebuild (library checkpoints) or download it again."
             ) from err
         raise
-    model.eval()
     if name.startswith("hf-hub:"):  # the snapshot revision pins the weights' content
         found = _hub_weights_on_disk(name[len("hf-hub:"):], None, cache_dir)
         identity["weights"] = f"{name}@{Path(found).parent.name}" if found else name
     elif "weights" not in identity:
         identity["weights"] = "random-init:" + _state_dict_sha256(model)
-    tokenizer = open_clip.get_tokenizer(name)
+    return _loaded(model, preprocess, name, pretrained, identity)
+
+
+def _loaded(model, preprocess: Callable, name: str, pretrained: str | None, identity: dict) -> LoadedModel:
+    import open_clip
+
     from clipbook.report import provenance
 
+    model.eval()
     provenance.note_model(identity)
-    return LoadedModel(model=model, preprocess=preprocess, tokenizer=tokenizer, name=name,
+    return LoadedModel(model=model, preprocess=preprocess, tokenizer=open_clip.get_tokenizer(name), name=name,
                        pretrained=pretrained, identity=identity)
 
 
@@ -268,6 +326,10 @@ def check_available(name: str, pretrained: str | None = None, *, cache_dir: str 
         return
     _check_architecture(name)
     if pretrained is None:
+        return
+    if rehearsing():  # nothing is read from disk; a misspelt tag still fails as it would for real
+        if not _is_path(pretrained):
+            _check_tag_known(name, pretrained)
         return
     if _is_path(pretrained):
         if not Path(pretrained).expanduser().exists():

@@ -409,10 +409,10 @@ def _spec(name: str) -> dict:
 def check_ssl_available(name: str) -> None:
     """Raise now what `load_ssl_encoder` would raise: an unknown name, or (offline) hub weights not on disk.
     The tiny encoder counts as available: it is trained on first use."""
-    from clipbook.models.loader import MissingCheckpointError, offline_mode
+    from clipbook.models.loader import MissingCheckpointError, offline_mode, rehearsing
 
     spec = _spec(name)
-    if spec["kind"] == "timm" and offline_mode():
+    if spec["kind"] == "timm" and offline_mode() and not rehearsing():
         from huggingface_hub import try_to_load_from_cache
 
         repo = f"timm/{spec['timm']}"
@@ -449,8 +449,18 @@ def load_ssl_encoder(name: str = TINY_SSL_NAME, *, device: str = "cpu", recipe: 
     else:
         import timm
 
-        model = SSLEncoder(timm.create_model(spec["timm"], pretrained=True, num_classes=0))
-        preprocess, weights = eval_transform(224, resize=256), f"hf-hub:timm/{spec['timm']}"
+        from clipbook.models.loader import random_init_seed, rehearsing
+
+        if rehearsing():  # the rehearsal profile: the same timm architecture at seeded random init (models.loader)
+            seed = random_init_seed(spec["timm"], "timm")
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                model = SSLEncoder(timm.create_model(spec["timm"], pretrained=False, num_classes=0))
+            weights = f"random-init(seed {seed}, timm {timm.__version__}, for hf-hub:timm/{spec['timm']})"
+        else:
+            model = SSLEncoder(timm.create_model(spec["timm"], pretrained=True, num_classes=0))
+            weights = f"hf-hub:timm/{spec['timm']}"
+        preprocess = eval_transform(224, resize=256)
     model.eval().to(device)
     return LoadedEncoder(model=model, preprocess=preprocess, name=name, identity={"name": name, "weights": weights})
 

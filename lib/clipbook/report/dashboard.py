@@ -32,6 +32,9 @@ EXPLANATION = {
                "of the paper's numbers.",
     "paper": "The paper profile runs the paper's checkpoints on the paper's datasets: each claim is tested on its "
              "rows, and each reported number is compared with its reproduced value.",
+    "rehearsal": "A rehearsal runs each paper's own code path on its real architectures with random weights, on "
+                 "generated data in the real datasets' layouts: it shows that the paper profile runs end to end, and "
+                 "no claim is tested (every verdict is <em>not tested</em>).",
 }
 
 

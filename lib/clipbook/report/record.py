@@ -12,7 +12,7 @@ import html
 import json
 from dataclasses import asdict
 
-from clipbook.claims import Claim, Precondition, evaluate
+from clipbook.claims import Claim, Precondition, evaluate, with_profile_preconditions
 from clipbook.report.rows import as_frame, compare_with_reported, records
 
 RECORD_MIME = "application/vnd.clipbook.record+json"
@@ -54,6 +54,7 @@ def make_record(*, rows, claims: list[Claim], reported=None, preconditions: list
     for item in preconditions:
         if not isinstance(item, Precondition):
             raise TypeError(f"preconditions must be built with claims.at_least / claims.fact, got {item!r}")
+    claims, preconditions = with_profile_preconditions(claims, preconditions, profile)
     frame, reported_frame = as_frame(rows), as_frame(reported)
     if frame.empty:
         raise ValueError("a record needs result rows")
@@ -110,7 +111,9 @@ def claims_table(claims: list[dict], profile: str) -> str:
 
 
 def _html(record: dict) -> str:
-    parts = [claims_table(record["claims"], record["profile"])]
+    rehearsal = [p for p in record["preconditions"] if p["id"] == "weights-are-trained" and not p["passed"]]
+    parts = [f"<p><b>Rehearsal, not a test:</b> {html.escape(rehearsal[0]['detail'])}.</p>"] if rehearsal else []
+    parts.append(claims_table(record["claims"], record["profile"]))
     if record["preconditions"]:
         parts.append("<p><b>Preconditions:</b> " + "; ".join(
             f"{'✓' if p['passed'] else '✗'} {html.escape(p['detail'])}" for p in record["preconditions"]) + "</p>")
