@@ -608,7 +608,8 @@ rows = pd.concat([rows, pd.DataFrame([row for task_rows, _ in base_to_new for ro
 runs = pd.concat([runs, pd.DataFrame([run for _, task_runs in base_to_new for run in task_runs])], ignore_index=True)
 base_to_new_metrics = ["base accuracy", "new accuracy", "HM"]
 summarise(rows[rows.metric.isin(base_to_new_metrics)]).pivot_table(
-    index=["model", "dataset", "method"], columns="metric", values="mean")[base_to_new_metrics].round(2)
+    index=["model", "dataset", "method"], columns="metric", values="mean").reindex(
+    columns=base_to_new_metrics).round(2)  # reindex: with base_to_new_datasets = [] the table is empty
 
 # %% [markdown]
 # ## Training loss
