@@ -372,19 +372,25 @@ def new_learner(task: ClassificationTask, seed: int, context: str, m: int = n_ct
                                    generator=torch.Generator().manual_seed(seed))
 
 
-def train_runs(runs: list, k: int, context: str, m: int = n_ctx, mode: str = augment):
-    """CoOp learners of one configuration, one per (task, seed) run in that order, trained side by side."""
-    splits = [task.few_shot_split(k, seed)["train"] for task, seed in runs]
-    learners = [new_learner(task, seed, context, m) for task, seed in runs]
-    images = [training_images(task, indices, seed, mode) for (task, seed), indices in zip(runs, splits)]
-    labels = [task.labels("train")[torch.as_tensor(indices)] for (task, _), indices in zip(runs, splits)]
-    return train_coop(learners, lambda epoch: [at(epoch) for at in images], labels,
-                      epochs_for(runs[0][0].dataset_name, k), [seed for _, seed in runs])
+def k_shot_runs(pairs: list, k: int) -> list[tuple]:
+    """(task, seed) pairs as (task, seed, that seed's k-shot train indices) runs."""
+    return [(task, seed, task.few_shot_split(k, seed)["train"]) for task, seed in pairs]
+
+
+def train_runs(runs: list, epochs: int, context: str, m: int = n_ctx, mode: str = augment):
+    """CoOp learners of one configuration, one per (task, seed, train indices) run in that order, trained side by
+    side for `epochs`."""
+    learners = [new_learner(task, seed, context, m) for task, seed, _ in runs]
+    images = [training_images(task, indices, seed, mode) for task, seed, indices in runs]
+    labels = [task.labels("train")[torch.as_tensor(indices)] for task, _, indices in runs]
+    return train_coop(learners, lambda epoch: [at(epoch) for at in images], labels, epochs,
+                      [seed for _, seed, _ in runs])
 
 
 def train_seeds(group: list[ClassificationTask], k: int, context: str, m: int = n_ctx, mode: str = augment):
     """CoOp learners of one configuration, one per (task, seed) in that order, trained side by side."""
-    return train_runs([(task, seed) for task in group for seed in seeds], k, context, m, mode)
+    return train_runs(k_shot_runs([(task, seed) for task in group for seed in seeds], k),
+                      epochs_for(group[0].dataset_name, k), context, m, mode)
 
 
 def train_all(model_tasks: list[ClassificationTask]) -> dict:
@@ -395,7 +401,8 @@ def train_all(model_tasks: list[ClassificationTask]) -> dict:
             for chunk in balanced_chunks([(task, seed) for task in group for seed in seeds], k, workers)]
     jobs.sort(key=lambda job: -sum(run_cost(task, job[0]) for task, _ in job[2]))  # longest first
     contexts_trained = parallel.map_jobs(
-        lambda job: [learner.ctx.detach() for learner in train_runs(job[2], job[0], job[1])], jobs,
+        lambda job: [learner.ctx.detach() for learner in train_runs(
+            k_shot_runs(job[2], job[0]), epochs_for(job[2][0][0].dataset_name, job[0]), job[1])], jobs,
         device=session.device)
     learners = {}
     for (k, context, chunk), trained_contexts in zip(jobs, contexts_trained):
@@ -541,17 +548,10 @@ def check_template(task: ClassificationTask) -> dict:
 
 def check_side_by_side(first: ClassificationTask, second: ClassificationTask, epochs: int = 3) -> float:
     """max |context trained beside the other - context trained alone| over both learners: 4 shots of `first`
-    (two batches of 32 per epoch on the toy suite) beside 1 shot of `second` (one batch)."""
-    runs = [(first, first.few_shot_split(4, seeds[0])["train"]), (second, second.few_shot_split(1, seeds[0])["train"])]
-
-    def train(selected):
-        learners = [prompting.PromptLearner(task.loaded, task.classnames, n_ctx=n_ctx,
-                                            generator=torch.Generator().manual_seed(seeds[0])) for task, _ in selected]
-        features = [task.features("train", indices)[0] for task, indices in selected]
-        labels = [task.labels("train")[torch.as_tensor(indices)] for task, indices in selected]
-        return train_coop(learners, lambda epoch: features, labels, epochs, [seeds[0]] * len(selected))
-
-    together, alone = train(runs), [train([run])[0] for run in runs]
+    (two batches of 32 per epoch on the toy suite) beside 1 shot of `second` (one batch), un-augmented."""
+    runs = k_shot_runs([(first, seeds[0])], 4) + k_shot_runs([(second, seeds[0])], 1)
+    together = train_runs(runs, epochs, contexts[0], mode="none")
+    alone = [train_runs([run], epochs, contexts[0], mode="none")[0] for run in runs]
     return max(float((a.ctx - b.ctx).detach().abs().max()) for a, b in zip(together, alone))
 
 
