@@ -84,6 +84,15 @@ def test_reported_effect_is_stated_beside_the_reproduced_one_and_toy_wording():
     assert "effect on the toy world" in result["sentence"] and "+10.00" in result["sentence"]
 
 
+def test_a_claim_measured_on_something_else_than_a_model_names_it_in_the_sentence():
+    counts = [{"model": "list", "dataset": "survey", "method": m, "metric": "papers", "value": v}
+              for m, v in (("2023", 74.0), ("2022", 16.0))]
+    claim = Claim("grows", "s", "2023", "2022", metric="papers", unit="papers", measured_on="the survey's list")
+    result = evaluate_claim(claim, counts, toy=True)
+    assert "effect on the survey's list: holds" in result["sentence"]
+    assert "toy world" not in result["sentence"]
+
+
 def test_ids_must_be_unique_and_facts_carry_their_detail():
     with pytest.raises(ValueError, match="unique"):
         evaluate([CLAIM, CLAIM], _rows({1: {1: 1.0, 16: 1.0}}))

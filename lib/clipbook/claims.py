@@ -45,6 +45,8 @@ class Claim:
         higher_is_better: False for errors and gaps: the effect is then baseline minus method.
         paper_effect: the paper's own effect size for this comparison, and where it is stated.
         requires: ids of preconditions (`Precondition`) that must pass for the test to mean anything.
+        measured_on: what the rows measure when it is neither a model on the toy world nor the paper's data
+            (e.g. "the survey's list" for counts read from a literature list); names the effect in the sentence.
     """
     id: str
     statement: str
@@ -60,6 +62,7 @@ class Claim:
     requires: tuple[str, ...] = ()
     confidence: float = 0.95
     unit: str = "points"
+    measured_on: str = ""
 
 
 @dataclass(frozen=True)
@@ -203,7 +206,7 @@ def _sentence(claim: Claim, result: dict, datasets: list[str], toy: bool) -> str
     group = f" (weakest of {len(result['groups'])} groups: {worst['group']})" if claim.per else ""
     text = (f"{direction} in {claim.metric}{where} on {scope} ({averaging}){group}: "
             f"{_fmt(worst['effect'], claim.unit)}{interval} against a margin of {_fmt(claim.margin, claim.unit)}")
-    label = "effect on the toy world" if toy else "verdict"
+    label = f"effect on {claim.measured_on}" if claim.measured_on else ("effect on the toy world" if toy else "verdict")
     text += f" — {label}: {result['verdict']}."
     if claim.paper_effect is not None:
         text += f" The paper reports {_fmt(claim.paper_effect, claim.unit)}" + (
