@@ -32,6 +32,12 @@ def test_faithful_follows_every_stated_attribute(prompts):
     assert images.scenes[0] != images.scenes[1]
 
 
+def test_faithful_renders_what_scene_from_caption_renders(prompts):
+    images, _ = generators.generate(prompts[:5], "faithful", images_per_prompt=2, seed=9)
+    expected = [text_to_image.scene_from_caption(p, seed=[9, i, j]) for i, p in enumerate(prompts[:5]) for j in range(2)]
+    assert list(images.scenes) == expected
+
+
 def test_collapsed_generator_renders_one_value_and_only_differs_there(prompts):
     faithful, _ = generators.generate(prompts, "faithful", images_per_prompt=2, seed=1)
     collapsed, _ = generators.generate(prompts, "ignores-colour", images_per_prompt=2, seed=1)
