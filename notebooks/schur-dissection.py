@@ -552,13 +552,19 @@ REPORTED = []
 
 # %% tags=["claims"]
 from clipbook.claims import Claim
+from clipbook.data.registry import DATASETS
+from clipbook.toyworld import generators as toy_generators
 
+# the reference image set of each kind of dataset, and the metric names of the experiment's rows
+REFERENCE_SET = {"toy": "faithful", "prompt-images": "released"}
+T_SCORE, S_SCORE = "SCE of T (text-induced)", "SCE of S (not text-induced)"
 DESCRIPTION = {**{name: spec["description"] for name, spec in toy_generators.GENERATORS.items()},
                "ignores-prompt": "pairs the reference images with a seeded permutation of their prompts"}
 IGNORED_ATTRIBUTE = {"ignores-colour": "colour", "random-colour": "colour", "ignores-background": "background",
                      "random-background": "background", "ignores-prompt": None}
 PROMPT_INDEPENDENT = ("random-colour", "random-background", "ignores-prompt")
-references = sorted({REFERENCE[DATASETS[d]["kind"]] for d in datasets})
+references = sorted({REFERENCE_SET[DATASETS[d]["kind"]] for d in datasets if DATASETS.get(d, {}).get("kind")
+                     in REFERENCE_SET})
 
 
 def requirements(generator: str) -> tuple[str, ...]:
@@ -570,19 +576,20 @@ CLAIMS = [
     Claim(f"text-diversity-drops-{generator}",
           f"SCE of the text-induced part T is lower for the '{generator}' generator ({DESCRIPTION[generator]}) than "
           f"for the {reference} set",
-          method=reference, baseline=generator, metric=METRICS["T"], per=("dataset", "sigma"), margin=0.0, unit="",
+          method=reference, baseline=generator, metric=T_SCORE, per=("dataset", "sigma"), margin=0.0, unit="",
           requires=requirements(generator))
     for reference in references for generator in generators if generator in IGNORED_ATTRIBUTE
 ] + [
     Claim(f"image-diversity-rises-{generator}",
           f"SCE of the Schur complement S (diversity the text does not explain) is higher for the '{generator}' "
           f"generator ({DESCRIPTION[generator]}) than for the {reference} set",
-          method=generator, baseline=reference, metric=METRICS["S"], per=("dataset", "sigma"), margin=0.0, unit="",
+          method=generator, baseline=reference, metric=S_SCORE, per=("dataset", "sigma"), margin=0.0, unit="",
           requires=requirements(generator))
     for reference in references for generator in generators if generator in PROMPT_INDEPENDENT
 ]
 
 # %%
+assert REFERENCE_SET == REFERENCE and {T_SCORE, S_SCORE} <= set(METRICS.values())  # the claims cell stands alone
 retrieval = signal[signal.probe == "own prompt in top 5 %"]
 preconditions = [claims.at_least("prompt-signal", "lowest % of images whose own prompt is in the top 5 % of "
                                  "prompts, over models and datasets", float(retrieval.accuracy.min()), 25.0, " %")]
