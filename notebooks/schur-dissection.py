@@ -429,15 +429,18 @@ dim, sigma = first["y"].shape[1], sigmas[0]
 omega = draw_frequencies(dim, rff_dim, sigma, seed=0)
 parts = schur_decomposition(first["x"], first["y"], omega)
 width, n = 2 * rff_dim, len(first["y"])
-lstsq = torch.linalg.lstsq(parts["phi_x"] / n ** 0.5, parts["phi_y"] / n ** 0.5,
+# on the CPU: the SVD-based driver (gelsd) is not available on CUDA
+phi_x_cpu, phi_y_cpu = parts["phi_x"].cpu(), parts["phi_y"].cpu()
+lstsq = torch.linalg.lstsq(phi_x_cpu / n ** 0.5, phi_y_cpu / n ** 0.5,
                            rcond=(FLOAT32_EPS * width) ** 0.5, driver="gelsd").solution
-residual = (parts["phi_y"] - parts["phi_x"] @ lstsq) / n ** 0.5
+residual = (phi_y_cpu - phi_x_cpu @ lstsq) / n ** 0.5
 corrected, gamma = corrected_features(parts)
 exact = torch.exp(-torch.cdist(first["y"][:300], first["y"][:300]) ** 2 / (2 * sigma ** 2))
 
 
 def kernel_error(frequencies: int) -> float:
     phi = fourier_features(first["y"][:300], draw_frequencies(dim, frequencies, sigma, seed=1))
+    phi = phi.cpu()
     return float((phi @ phi.T - exact).abs().max())
 
 
@@ -489,7 +492,7 @@ sanity = pd.Series({
     "min eigenvalue of S": float(torch.linalg.eigvalsh(parts["S"]).min()),
     "min eigenvalue of T": float(torch.linalg.eigvalsh(parts["T"]).min()),
     "|tr S + tr T - 1|": abs(float(torch.trace(parts["S"] + parts["T"])) - 1.0),
-    "rel. error S vs lstsq residual covariance": frobenius(parts["S"], residual.T @ residual),
+    "rel. error S vs lstsq residual covariance": frobenius(parts["S"].cpu(), residual.T @ residual),
     "rel. cross-covariance after correction": float(torch.linalg.norm(parts["phi_x"].T @ corrected / n)
                                                      / torch.linalg.norm(parts["C_xy"])),
     f"max kernel error, D = {rff_dim}": kernel_error(rff_dim),
