@@ -364,9 +364,10 @@ summary = rows.groupby(["model", "dataset", "sigma", "method", "metric"], sort=F
 (summary["mean"].map("{:.3g}".format) + " ± " + summary["std"].map("{:.2g}".format)).unstack("metric")[list(METRICS.values())]
 
 # %% [markdown]
-# The same numbers as the change of each generator's mean score relative to its reference set (%): the
-# prompt-unaware Vendi score sees collapse (fewer distinct images) but barely moves when the diversity is still
-# there and only no longer follows the prompt (random attributes, shuffled pairing), which is what SCE separates.
+# The same numbers as the change of each generator's mean score relative to its reference set (%), so that the
+# prompt-unaware Vendi score can be read beside the two SCE components for each kind of failure: collapse (fewer
+# distinct images) and diversity that is present but does not follow the prompt (random attributes, shuffled
+# pairing).
 
 # %%
 means = rows.groupby(["model", "dataset", "sigma", "method", "metric"], sort=False)["value"].mean().unstack("metric")
