@@ -96,3 +96,14 @@ def test_preflight_checks_a_test_only_dataset_on_the_splits_it_has(tmp_path, mon
         clipbook.preflight([], ["imagenet_v2"])
     fake_layouts.write_layout("imagenet_v2", tmp_path)
     clipbook.preflight([], ["imagenet_v2"])  # classify-by-description's paper profile lists it beside imagenet
+
+
+def test_preflight_checks_a_single_split_set_on_its_split(tmp_path, monkeypatch):
+    from clipbook.data import fake_layouts
+    from clipbook.data.registry import MissingDatasetError
+
+    monkeypatch.setenv("CLIPBOOK_DATA", str(tmp_path))
+    with pytest.raises(MissingDatasetError, match="sce-animals-fruits-dalle3"):
+        clipbook.preflight([], ["sce-animals-fruits-dalle3"])
+    fake_layouts.write_layout("sce-animals-fruits-dalle3", tmp_path)
+    clipbook.preflight([], ["sce-animals-fruits-dalle3"])  # its only split, "all", not train/val/test

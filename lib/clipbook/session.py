@@ -98,9 +98,10 @@ def preflight(models: list, datasets: list[str], splits: tuple[str, ...] = ("tra
         name, tag = (entry, None) if isinstance(entry, str) else entry
         check_available(name, tag)
     for dataset_name in datasets:
-        # a test-only dataset (ImageNet-V2, -A, -R, -Sketch) is checked on the splits it has
-        config = registry.DATASETS.get(dataset_name, {})
-        for split in [s for s in splits if s in config.get("splits", splits)] or splits:
+        # a test-only dataset (ImageNet-V2, -A, -R, -Sketch) is checked on the splits it has, a single-split set
+        # ("all": image folders, generated prompt-image sets) on that split
+        own = list(registry.DATASETS.get(dataset_name, {}).get("splits", splits))
+        for split in [s for s in splits if s in own] or own:
             registry.load_dataset(dataset_name, split)
 
 

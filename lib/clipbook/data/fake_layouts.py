@@ -208,6 +208,19 @@ def _write_qe_genai_stored_predictions(name: str, config: dict, root: Path, size
         writer.writerows([f"{index:03d}.png", ("Nominal", "Defective")[index % 2]] for index in range(100))
 
 
+def _write_prompt_images(name: str, config: dict, root: Path, size: LayoutSize) -> None:
+    """images/<n>.png and prompts.txt (one line per image), as `prompt_images` reads them; a few prompts repeat."""
+    from clipbook.data import prompt_images
+
+    count = 4 * size.classes * _image_count(size, "all")
+    folder = root / config["folder"]
+    for index in range(count):
+        write_image(folder / prompt_images.IMAGES_FOLDER / f"{index}.png", f"{name}/{index}")
+    animals, things = ("cat", "dog", "fox", "owl"), ("ball", "apple", "hat", "book", "lamp")
+    (folder / prompt_images.PROMPTS_FILE).write_text(
+        "".join(f"a photo of a {animals[i % 4]} with a {things[(i // 2) % 5]}\n" for i in range(count)))
+
+
 # files beside a dataset's images that a notebook's paper path reads from the same clone
 EXTRA_WRITERS = {"qe_genai_pan": _write_qe_genai_stored_predictions}
 
@@ -220,6 +233,7 @@ WRITERS = {
     "imagenet-variant": _write_imagenet_variant,
     "groups": lambda name, config, root, size: GROUP_WRITERS[name](name, config, root, size),
     "image-folder": _write_image_folder,
+    "prompt-images": _write_prompt_images,
 }
 
 
