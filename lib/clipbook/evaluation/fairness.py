@@ -87,39 +87,48 @@ def _weighted_curves(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray
     return positive, negative
 
 
-def weighted_auc(labels, scores, weights) -> np.ndarray:
-    """AUC of each row of `weights` (k, n): the images counted with those (integer) weights, as a bootstrap
-    resample counts them. Ties count one half (Mann-Whitney), as `roc_auc_score` does."""
-    labels, scores = _binary(labels, scores)
-    positive, negative = _weighted_curves(labels, scores, np.atleast_2d(weights))
-    # scores run from highest to lowest: negatives ranked below a positive are those after it
+def _auc_from_curves(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
+    # scores run from highest to lowest: the negatives ranked below a positive are those after it
     below = negative.sum(axis=1, keepdims=True) - np.cumsum(negative, axis=1)
     pairs = positive.sum(axis=1) * negative.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (positive * (below + 0.5 * negative)).sum(axis=1) / pairs
 
 
-def weighted_average_precision(labels, scores, weights) -> np.ndarray:
-    """Average precision (sklearn's step-wise AUPRC, thresholds at the distinct scores) of each row of
-    `weights` (k, n)."""
-    labels, scores = _binary(labels, scores)
-    positive, negative = _weighted_curves(labels, scores, np.atleast_2d(weights))
+def _average_precision_from_curves(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
     true_positives, false_positives = np.cumsum(positive, axis=1), np.cumsum(negative, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = np.nan_to_num(true_positives / (true_positives + false_positives))
         return (positive * precision).sum(axis=1) / positive.sum(axis=1)
 
 
+def _adjusted_auprc_from_curves(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
+    prevalence = positive.sum(axis=1) / (positive.sum(axis=1) + negative.sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 1 - np.log(_average_precision_from_curves(positive, negative)) / np.log(prevalence)
+
+
+def weighted_auc(labels, scores, weights) -> np.ndarray:
+    """AUC of each row of `weights` (k, n): the images counted with those (integer) weights, as a bootstrap
+    resample counts them. Ties count one half (Mann-Whitney), as `roc_auc_score` does."""
+    labels, scores = _binary(labels, scores)
+    return _auc_from_curves(*_weighted_curves(labels, scores, np.atleast_2d(weights)))
+
+
+def weighted_average_precision(labels, scores, weights) -> np.ndarray:
+    """Average precision (sklearn's step-wise AUPRC, thresholds at the distinct scores) of each row of
+    `weights` (k, n)."""
+    labels, scores = _binary(labels, scores)
+    return _average_precision_from_curves(*_weighted_curves(labels, scores, np.atleast_2d(weights)))
+
+
 def weighted_adjusted_auprc(labels, scores, weights) -> np.ndarray:
     """`adjusted_auprc` of each row of `weights`, the prevalence being that of the weighted images."""
-    labels = np.asarray(labels)
-    weights = np.atleast_2d(weights)
-    prevalence = (weights * labels[None, :]).sum(axis=1) / weights.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return 1 - np.log(weighted_average_precision(labels, scores, weights)) / np.log(prevalence)
+    labels, scores = _binary(labels, scores)
+    return _adjusted_auprc_from_curves(*_weighted_curves(labels, scores, np.atleast_2d(weights)))
 
 
-RESAMPLED: dict[str, Callable] = {"AUC": weighted_auc, "adjusted AUPRC": weighted_adjusted_auprc}
+FROM_CURVES: dict[str, Callable] = {"AUC": _auc_from_curves, "adjusted AUPRC": _adjusted_auprc_from_curves}
 
 
 def _generator(seed) -> np.random.RandomState:
@@ -146,26 +155,39 @@ def bootstrap_values(labels, scores, metric: str = "AUC", *, samples: int = BOOT
     Returns:
         The metric's values, one per kept resample, in draw order.
     """
-    if metric not in RESAMPLED:
-        raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    return _bootstrap(labels, scores, (metric,), samples, seed)[metric]
+
+
+def _bootstrap(labels, scores, metrics: tuple[str, ...], samples: int, seed) -> dict[str, np.ndarray]:
+    """`bootstrap_values` of several metrics from the same resamples (one draw, one sort)."""
+    unknown = [m for m in metrics if m not in FROM_CURVES]
+    if unknown:
+        raise ValueError(f"unknown metric {unknown[0]!r}; known: {', '.join(METRICS)}")
     labels, scores = _binary(labels, scores)
     weights = _resample_weights(len(labels), samples, _generator(seed))
     positives = weights @ labels
     kept = weights[(positives > 0) & (positives < weights.sum(axis=1))]
-    return RESAMPLED[metric](labels, scores, kept) if len(kept) else np.zeros(0)
+    if not len(kept):
+        return {m: np.zeros(0) for m in metrics}
+    curves = _weighted_curves(labels, scores, kept)
+    return {m: FROM_CURVES[m](*curves) for m in metrics}
 
 
-def bootstrap_interval(labels, scores, metric: str = "AUC", *, samples: int = BOOTSTRAP_SAMPLES,
-                       seed=BOOTSTRAP_SEED, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """The percentile interval of `bootstrap_values` (numpy's default linear percentiles, as the paper's code)."""
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    values = bootstrap_values(labels, scores, metric, samples=samples, seed=seed)
+def _percentiles(values: np.ndarray, confidence: float) -> tuple[float, float]:
     if not len(values):
         return float("nan"), float("nan")
     alpha = (1 - confidence) * 100
     low, high = np.percentile(values, [alpha / 2, 100 - alpha / 2])
     return float(low), float(high)
+
+
+def bootstrap_interval(labels, scores, metric: str = "AUC", *, samples: int = BOOTSTRAP_SAMPLES,
+                       seed=BOOTSTRAP_SEED, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The percentile interval of `bootstrap_values` (numpy's default linear percentiles, as the paper's code).
+    With an int seed, every metric of the same images sees the same resamples (as `metric_table` computes them)."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    return _percentiles(bootstrap_values(labels, scores, metric, samples=samples, seed=seed), confidence)
 
 
 def subgroup_masks(attribute: str, values, order=None) -> dict[str, np.ndarray]:
@@ -196,13 +218,15 @@ def metric_table(labels, scores, masks: Mapping[str, np.ndarray] | None = None, 
         masks: {group name: boolean mask over the images} (`subgroup_masks`, `marker_masks`).
         metrics: names from `METRICS`.
         samples, seed, confidence: as for `bootstrap_interval`; an int seed restarts the generator for every
-            (group, metric), so each interval is reproducible on its own.
+            group, so each interval is reproducible on its own (the metrics of a group share its resamples).
 
     Returns:
         One row per (group, metric): group, metric, value, low, high, images, positives, prevalence. A group
         without both classes gets NaN values.
     """
     labels, scores = _binary(labels, scores)
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
     unknown = [m for m in metrics if m not in POINT_ESTIMATES]
     if unknown:
         raise ValueError(f"unknown metrics {unknown}; known: {', '.join(METRICS)}")
@@ -214,10 +238,10 @@ def metric_table(labels, scores, masks: Mapping[str, np.ndarray] | None = None, 
             raise ValueError(f"mask {group!r} has shape {mask.shape}, expected {labels.shape}")
         y, s = labels[mask], scores[mask]
         both = 0 < y.sum() < len(y)
+        resampled = _bootstrap(y, s, tuple(metrics), samples, seed) if both else {}
         for metric in metrics:
             value = POINT_ESTIMATES[metric](y, s) if both else float("nan")
-            low, high = (bootstrap_interval(y, s, metric, samples=samples, seed=seed, confidence=confidence)
-                         if both else (float("nan"), float("nan")))
+            low, high = _percentiles(resampled[metric], confidence) if both else (float("nan"), float("nan"))
             rows.append({"group": group, "metric": metric, "value": value, "low": low, "high": high,
                          "images": int(len(y)), "positives": int(y.sum()),
                          "prevalence": float(y.mean()) if len(y) else float("nan")})
