@@ -521,6 +521,8 @@ for model_name, findings in MIMIC_AGE_AUC.items():
         source=f"data/performance/MIMIC/zeroshot_{FILE[model_name]}.csv (groups 18-25, 80+)",
         url=f"{REPOSITORY}/data/performance/MIMIC/zeroshot_{FILE[model_name]}.csv",
         model=model_name, dataset="mimic-cxr", classifier="zero-shot", metric="AUC")
+
+# %%
 pd.DataFrame(REPORTED).pivot_table(index=["dataset", "model"], columns="method", values="value", aggfunc="mean").round(3)
 
 # %% [markdown]
@@ -538,7 +540,7 @@ pd.DataFrame(REPORTED).pivot_table(index=["dataset", "model"], columns="method",
 from clipbook.claims import Claim
 
 CXR14_SOURCE = f"mean over six models of data/performance/CXR14/zeroshot_*.csv, {REPOSITORY}/data/performance/CXR14"
-MIMIC_SOURCE = f"mean over six models and six findings of data/performance/MIMIC/zeroshot_*.csv"
+MIMIC_SOURCE = "mean over six models and six findings of data/performance/MIMIC/zeroshot_*.csv"
 CLAIMS = [
     Claim("drain-zero-shot", "Zero-shot medical CLIPs detect the finding better on images with a chest drain than "
           "without (AUC with drain minus without)", method="with drain", baseline="without drain", metric="AUC",
@@ -598,3 +600,16 @@ all_rows = pd.concat([rows, embedding], ignore_index=True)
 clipbook.record(session, rows=all_rows, claims=CLAIMS, reported=REPORTED, preconditions=preconditions,
                 notes=f"classifiers: {', '.join(classifiers)}; {bootstrap_samples} bootstrap resamples per interval; "
                       "offline, the probe is a proxy for the medical CLIPs' zero-shot scores (see Deviations).")
+
+# %% [markdown]
+# ## What each profile runs
+#
+# - **offline**: the tiny CLIP on `toy-cxr` cohorts (three seeds): zero-shot binary prompts, the drain-trained
+#   linear probe (the proxy) and its drain-free control, bootstrap intervals per drain subset and subgroup, the
+#   attribute prediction from full and PCA-projected embeddings. The verdicts are in the record above.
+# - **paper**: CheXzero (OpenAI ViT-B/32 + its weights file, OpenAI preprocessing) and BiomedCLIP (`hf-hub:`)
+#   zero-shot on the NIH-CXR14 test images with NEATX drain labels and on MIMIC-CXR's test split (sex, race, age),
+#   with the same tables and claims; CXR-CLIP, MedCLIP, BioViL, BioViL-T and MedImageInsight are listed in
+#   `MEDICAL_CLIPS` as unavailable (their own code bases) and enter through their reported rows only.
+# - **rehearsal**: the paper path with CheXzero's architecture at random initialisation on generated CXR14 + NEATX
+#   and MIMIC-CXR layouts; BiomedCLIP's `hf-hub:` architecture cannot be built without its config on disk.

@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
-from sklearn.metrics import average_precision_score, roc_auc_score
-
 from clipbook.evaluation import fairness
+from sklearn.metrics import average_precision_score, roc_auc_score
 
 
 def _scores(n=300, seed=0, prevalence=0.2, separation=1.0, ties=False):

@@ -3,14 +3,19 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from clipbook.toyworld import medical
-from clipbook.toyworld.medical import Radiograph, RadiographDataset, cohort_dataset, render, sample_cohort
+from clipbook.toyworld.medical import (
+    Radiograph,
+    RadiographDataset,
+    cohort_dataset,
+    render,
+    sample_cohort,
+)
+from PIL import Image
 
 
 def _radiograph(**overrides):
-    base = dict(finding=0, marker=0, sex="male", age_group="25-50", side="left", noise_seed=3)
+    base = {"finding": 0, "marker": 0, "sex": "male", "age_group": "25-50", "side": "left", "noise_seed": 3}
     return Radiograph(**{**base, **overrides})
 
 

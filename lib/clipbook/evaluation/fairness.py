@@ -243,6 +243,6 @@ def metric_table(labels, scores, masks: Mapping[str, np.ndarray] | None = None, 
             value = POINT_ESTIMATES[metric](y, s) if both else float("nan")
             low, high = _percentiles(resampled[metric], confidence) if both else (float("nan"), float("nan"))
             rows.append({"group": group, "metric": metric, "value": value, "low": low, "high": high,
-                         "images": int(len(y)), "positives": int(y.sum()),
+                         "images": len(y), "positives": int(y.sum()),
                          "prevalence": float(y.mean()) if len(y) else float("nan")})
     return pd.DataFrame(rows)
