@@ -2,4 +2,5 @@
 
 Importing this package imports every kind, so `registry.DATASETS` is complete after `import clipbook.data`.
 """
-from clipbook.data import groups, packaged, prompt_images, real, toy  # noqa: F401  (each registers its kind and datasets)
+from clipbook.data import (  # noqa: F401  (each registers its kind and datasets)
+    chest_xray, groups, packaged, prompt_images, real, toy)

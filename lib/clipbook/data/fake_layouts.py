@@ -221,12 +221,43 @@ def _write_prompt_images(name: str, config: dict, root: Path, size: LayoutSize) 
         "".join(f"a photo of a {animals[i % 4]} with a {things[(i // 2) % 5]}\n" for i in range(count)))
 
 
+def _write_chest_xray(name: str, config: dict, root: Path, size: LayoutSize) -> None:
+    """NIH-CXR14 + NEATX or MIMIC-CXR as `chest_xray.py` reads them: every (finding, drain or sex) combination in
+    both sexes and several age groups, so each subset the evaluation forms has positives and negatives."""
+    folder = root / config["folder"]
+    count = max(12, 4 * _image_count(size, "test"))
+    ages = [22, 40, 58, 72, 85, 31]
+    if name == "cxr14-neatx":
+        entries, drains = [], []
+        for index in range(count):
+            image_id = f"{index:08d}_000.png"
+            write_image(folder / "imgs" / image_id, f"{name}/{image_id}")
+            labels = "Pneumothorax" if index % 3 == 0 else ("No Finding" if index % 3 == 1 else "Effusion|Atelectasis")
+            entries.append([image_id, labels, ages[index % len(ages)], "MF"[index % 2]])
+            drains.append([image_id, (index // 3) % 2])
+        with open(folder / "Data_Entry_2017.csv", "w", newline="") as file:
+            csv.writer(file).writerows([["Image Index", "Finding Labels", "Patient Age", "Patient Gender"], *entries])
+        with open(folder / "NIH-CX14_TubeAnnotations_NonExperts_aggregated.csv", "w", newline="") as file:
+            csv.writer(file).writerows([["Image Index", "Drain"], *drains])
+        (folder / "test_list.txt").write_text("".join(f"{row[0]}\n" for row in entries))
+        return
+    rows = []
+    for index in range(count):
+        relative = f"files/p{index:02d}/s{index:04d}.jpg"
+        write_image(folder / relative, f"{name}/{relative}")
+        rows.append([relative, "report text", ("Female", "Male")[index % 2], ("White", "Black", "Asian")[index % 3],
+                     ages[index % len(ages)], int(index % 3 == 0)])
+    with open(folder / "test_preproc_filtered.csv", "w", newline="") as file:
+        csv.writer(file).writerows([["path_preproc", "findings", "sex", "race", "age", config["finding"]], *rows])
+
+
 # files beside a dataset's images that a notebook's paper path reads from the same clone
 EXTRA_WRITERS = {"qe_genai_pan": _write_qe_genai_stored_predictions}
 
 GROUP_WRITERS = {"waterbirds": _write_waterbirds, "celeba": _write_celeba}
 
-# registry kind -> writer(name, config, root, size); "packaged" and "toy" data need no files under the data root
+# registry kind -> writer(name, config, root, size); "packaged", "toy" and "toy-medical" data need no files under the
+# data root
 WRITERS = {
     "coop": _write_coop,
     "imagenet": _write_imagenet,
@@ -234,6 +265,7 @@ WRITERS = {
     "groups": lambda name, config, root, size: GROUP_WRITERS[name](name, config, root, size),
     "image-folder": _write_image_folder,
     "prompt-images": _write_prompt_images,
+    "chest-xray": _write_chest_xray,
 }
 
 
