@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from clipbook.data import real, registry
+from clipbook.data import cue_conflict, real, registry
 
 LAYOUT_VERSION = 2  # bump when a writer changes, so cached layouts are rewritten
 MARKER_FILE = ".clipbook-fake-layout.json"  # one per dataset folder: the version and size it was written with
@@ -220,6 +220,7 @@ WRITERS = {
     "imagenet-variant": _write_imagenet_variant,
     "groups": lambda name, config, root, size: GROUP_WRITERS[name](name, config, root, size),
     "image-folder": _write_image_folder,
+    "cue-conflict": cue_conflict.write_fake_layout,
 }
 
 

@@ -58,7 +58,8 @@ CUES: dict[str, dict] = {
 }
 
 
-def _check_value(factor: str, value) -> None:
+def check_shift(factor: str, value) -> None:
+    """Raise a one-line error naming the factor or value when (factor, value) is not a valid shift."""
     if factor not in FACTORS:
         raise ValueError(f"unknown factor {factor!r}; known: {', '.join(FACTORS)}")
     values = FACTORS[factor]["values"]
@@ -80,7 +81,7 @@ def shift_scene(scene: Scene, factor: str, value) -> Scene:
     Returns:
         The changed scene (a new frozen dataclass).
     """
-    _check_value(factor, value)
+    check_shift(factor, value)
     if CLASSES[scene.classname]["draw"] not in OBJECT_DRAWS:
         raise ValueError(f"factor shifts need a scene with a main object; {scene.classname!r} of family "
                          f"{scene.family!r} is drawn as {CLASSES[scene.classname]['draw']!r}")
@@ -141,7 +142,7 @@ def shift_split(base: str, factor: str, value) -> str:
         factor: a key of FACTORS.
         value: one of its values (for "pose", radians).
     """
-    _check_value(factor, value)
+    check_shift(factor, value)
     config = toy_splits.split_config(base)
     name = f"{base}@{factor}={_value_text(value)}"
     derived = {key: config[key] for key in ("family", "home_background_p") if key in config}
