@@ -413,16 +413,24 @@ def paper_rows() -> tuple[pd.DataFrame, dict]:
                 task = ClassificationTask(loaded, dataset, templates=PROMPT_SETS[prompts])
                 split = task.split("test")
                 features, labels = task.features("test")
-                logits = scale * features @ task.text_weights
+                # ImageNet-R/-A label 200 of the 1000 classes: only those are prompted (a fifth of the text encoding)
+                subset = getattr(split, "class_subset", None)
+                classes = list(range(task.num_classes)) if subset is None else [int(c) for c in subset]
+                weights = zeroshot.zero_shot_classifier(loaded, [task.classnames[c] for c in classes],
+                                                        PROMPT_SETS[prompts])
+                logits = scale * features @ weights
                 base = {"model": f"{name} · {tag}", "dataset": dataset, "method": ZERO_SHOT, "prompts": prompts}
                 if hasattr(split, "cue_labels"):
-                    rows.append({**base, "metric": "shape bias",
-                                 "value": robustness.shape_bias(logits, labels, split.cue_labels)})
+                    bias = robustness.shape_bias(logits, labels, split.cue_labels)
+                    if math.isfinite(bias):  # NaN: no decision named the shape or the cue (e.g. random weights)
+                        rows.append({**base, "metric": "shape bias", "value": bias})
+                    predictions = logits.argmax(dim=1).numpy()
+                    rows += [{**base, "metric": "shape decisions (%)",
+                              "value": 100 * float((predictions == labels.numpy()).mean())},
+                             {**base, "metric": "cue decisions (%)",
+                              "value": 100 * float((predictions == split.cue_labels).mean())}]
                     continue
-                subset = getattr(split, "class_subset", None)
-                if subset is not None:
-                    logits = logits[:, torch.as_tensor(subset)]
-                    labels = torch.as_tensor(np.searchsorted(subset, labels.numpy()))
+                labels = torch.as_tensor(np.searchsorted(classes, labels.numpy()))
                 probabilities = torch.softmax(logits.double(), 1)
                 rows += [{**base, "metric": "accuracy", "value": metrics.accuracy(logits, labels)},
                          {**base, "metric": "ECE (%)",
@@ -458,13 +466,16 @@ if len(relative):
     axes[0].axhline(100, color="0.5", linewidth=1)
     axes[0].set(xlabel="", ylabel="accuracy relative to in-domain (%)", title="single-factor shifts")
     axes[0].tick_params(axis="x", rotation=30)
-else:  # the paper profile: accuracy per set
+elif (main["metric"] == "accuracy").any():  # the paper profile: accuracy per set
     sns.barplot(data=main[main["metric"] == "accuracy"], x="dataset", y="value", hue="model", ax=axes[0])
     axes[0].set(xlabel="", ylabel="top-1 accuracy (%)", title="zero-shot accuracy")
+else:
+    axes[0].set_visible(False)
 bias = rows[rows["metric"] == "shape bias"].assign(
     label=lambda f: np.where(f["method"] == SUPERVISED, SUPERVISED,
                              f["model"] + " · " + f["prompts"].fillna("").astype(str)))
-sns.barplot(data=bias, x="value", y="label", errorbar="sd", ax=axes[1], color="C0")
+if len(bias):
+    sns.barplot(data=bias, x="value", y="label", errorbar="sd", ax=axes[1], color="C0")
 axes[1].axvline(0.5, color="0.5", linewidth=1)
 axes[1].set(xlim=(0, 1), xlabel="shape bias", ylabel="", title="cue conflict")
 reliability_figure({name: robustness.reliability_bins(p, y, n_bins) for name, (p, y) in reliability.items()},
@@ -499,17 +510,19 @@ def ece_loop(probabilities: torch.Tensor, labels: torch.Tensor, bins: int) -> fl
     return float(np.sum(np.abs(filled[:, 1] - filled[:, 2])) / len(labels))
 
 
-ece_difference = max(abs(robustness.expected_calibration_error(p, y, n_bins) - ece_loop(p, y, n_bins))
-                     for p, y in reliability.values())
-assert ece_difference < 1e-9, ece_difference
-checks = {"ECE: library − loop (max over models)": ece_difference}
+checks = {}
+if reliability:  # (the rehearsal's cue-conflict-only run has no classification set)
+    ece_difference = max(abs(robustness.expected_calibration_error(p, y, n_bins) - ece_loop(p, y, n_bins))
+                         for p, y in reliability.values())
+    assert ece_difference < 1e-9, ece_difference
+    checks["ECE: library − loop (max over models)"] = ece_difference
 if ood_example:
     inside, outside = ood_example["inside"], ood_example["outside"]
     reference = roc_auc_score(np.r_[np.ones(len(inside)), np.zeros(len(outside))], np.r_[inside, outside])
     auroc_difference = abs(robustness.ood_auroc(inside, outside) - reference)
     assert auroc_difference < 1e-12, auroc_difference
     checks["AUROC (MCM): library − sklearn"] = auroc_difference
-pd.Series(checks)
+pd.Series(checks, dtype=float)
 
 # %% [markdown]
 # ## What the paper reports
