@@ -76,6 +76,19 @@ def _shift_problem(value) -> str | None:
     return None
 
 
+# Names the experiment and the claims cell share (the contract runs the claims cell on its own).
+ZERO_SHOT, SUPERVISED = "zero-shot CLIP", "supervised"
+
+
+def factor_name(factor: str, value) -> str:
+    """How a single-factor shift is named in the rows (the `dataset` column)."""
+    from clipbook.toyworld import factors
+
+    if factor == "position" and value in factors.CORNERS:
+        return f"partial view ({value})"
+    return f"{factor} = {value}"
+
+
 SPEC = declare(
     "profile", "models", "datasets", "seeds", "epochs", "learning_rate", "device",
     factor_shifts=ListOf(Param("any", length=2, validator=_shift_problem),
@@ -125,7 +138,6 @@ if offline and len(set(toy_splits.home_background(c) for c in cue_classes)) != l
     raise ValueError(f"cue_classes {cue_classes} share home backgrounds; pick at most six labels distinct mod 6")
 PROMPT_SETS = {"a photo of a {}.": ["a photo of a {}."], "class name": ["{}"],
                "tip-7 ensemble": zeroshot.TIP_IMAGENET_TEMPLATES, "openai-80 ensemble": zeroshot.OPENAI_IMAGENET_TEMPLATES}
-ZERO_SHOT, SUPERVISED = "zero-shot CLIP", "supervised"
 
 # %% [markdown]
 # ## The two models
@@ -239,12 +251,6 @@ def load_supervised(clip: LoadedModel) -> tuple[LoadedModel, dict]:
 # Textures/SUN/Places sets.
 
 # %%
-def factor_name(factor: str, value) -> str:
-    if factor == "position" and value in factors.CORNERS:
-        return f"partial view ({value})"
-    return f"{factor} = {value}"
-
-
 def evaluation_sets(seed: int) -> dict:
     base = f"holistic-s{seed}"
     toy_splits.register_split(base, domain="photo", size=images_per_set, home_background_p=0.3,
@@ -546,13 +552,14 @@ REPORTED = []
 
 # %% tags=["claims"]
 from clipbook.claims import Claim
+from clipbook.toyworld import factors
 
 POSE_AND_PARTIAL = [factor_name(f, v) for f, v in factor_shifts
                     if f == "pose" or (f == "position" and v in factors.CORNERS)]
 OTHER_FACTORS = [factor_name(f, v) for f, v in factor_shifts if factor_name(f, v) not in POSE_AND_PARTIAL]
 CLAIMS = [
     Claim("shape-bias", "Zero-shot CLIP has a higher shape bias on cue conflicts than a supervised model",
-          method=ZERO_SHOT, baseline=SUPERVISED, metric="shape bias", where={"prompts": default_prompts},
+          method=ZERO_SHOT, baseline=SUPERVISED, metric="shape bias", where={"prompts": prompt_sets[0]},
           requires=("clip-above-chance", "supervised-above-chance", "supervised-as-accurate"), unit=""),
     Claim("shape-bias-every-prompt", "CLIP's higher shape bias holds under every test-time prompt set",
           method=ZERO_SHOT, baseline=SUPERVISED, metric="shape bias", per=("prompts",),
@@ -560,11 +567,11 @@ CLAIMS = [
     Claim("more-robust-most-factors", "CLIP is more robust than the supervised model to most visual factors "
           "(mean relative accuracy over the factors other than pose and partial views)",
           method=ZERO_SHOT, baseline=SUPERVISED, metric="relative accuracy",
-          where={"dataset": OTHER_FACTORS, "prompts": default_prompts},
+          where={"dataset": OTHER_FACTORS, "prompts": prompt_sets[0]},
           requires=("clip-above-chance", "supervised-above-chance", "supervised-as-accurate")),
     Claim("less-robust-pose-partial", "CLIP is less robust than the supervised model to pose and partial views",
           method=SUPERVISED, baseline=ZERO_SHOT, metric="relative accuracy", per=("dataset",),
-          where={"dataset": POSE_AND_PARTIAL, "prompts": default_prompts},
+          where={"dataset": POSE_AND_PARTIAL, "prompts": prompt_sets[0]},
           requires=("clip-above-chance", "supervised-above-chance", "supervised-as-accurate")),
     Claim("fine-tuning-reduces-shape-bias", "Shape bias diminishes after fine-tuning CLIP on labelled images",
           method=ZERO_SHOT, baseline="fine-tuned CLIP", metric="shape bias", requires=("fine-tuned-clip",), unit=""),
@@ -573,6 +580,7 @@ CLAIMS = [
     Claim("model-size", "CLIP's robustness depends on the size of its visual encoder",
           method="CLIP (larger tower)", baseline=ZERO_SHOT, metric="relative accuracy", requires=("clip-variants",)),
 ]
+# %%
 if offline:
     chance = 100 / len(world.CLASS_NAMES)
     in_domain = main[(main["metric"] == "accuracy") & (main["dataset"] == "toy")].groupby("method")["value"].mean()
