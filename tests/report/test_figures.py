@@ -79,3 +79,19 @@ def test_reproduced_against_reported_draws_every_row_the_identity_and_the_band()
     band = ax.collections[0].get_paths()[0].vertices
     assert band[:, 1].max() - band[:, 0].max() == 1.0  # the band's upper edge is one point above the identity
     plt.close(fig)
+
+
+def test_reliability_figure_draws_the_filled_bins_of_each_model_and_the_diagonal():
+    import torch
+
+    from clipbook.evaluation.robustness import expected_calibration_error, reliability_bins
+    from clipbook.report.figures import reliability_figure
+
+    probabilities = torch.softmax(torch.randn(200, 4, generator=torch.Generator().manual_seed(0)), dim=1)
+    labels = torch.zeros(200, dtype=torch.int64)
+    bins = {"a": reliability_bins(probabilities, labels), "b": reliability_bins(probabilities, labels, 5)}
+    ax = reliability_figure(bins, ece={"a": expected_calibration_error(probabilities, labels)})
+    assert [list(line.get_xdata()) for line in ax.lines][0] == [0, 1]
+    assert len(ax.lines[1].get_xdata()) == (bins["a"]["count"] > 0).sum()
+    assert ax.get_legend().get_texts()[1].get_text().startswith("a (ECE ")
+    plt.close(ax.figure)

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from clipbook.data import real, registry
+from clipbook.data import cue_conflict, real, registry
 
 LAYOUT_VERSION = 2  # bump when a writer changes, so cached layouts are rewritten
 MARKER_FILE = ".clipbook-fake-layout.json"  # one per dataset folder: the version and size it was written with
@@ -266,6 +266,7 @@ WRITERS = {
     "image-folder": _write_image_folder,
     "prompt-images": _write_prompt_images,
     "chest-xray": _write_chest_xray,
+    "cue-conflict": cue_conflict.write_fake_layout,
 }
 
 

@@ -171,3 +171,30 @@ def reproduced_vs_reported_figure(comparison: list[dict], band: float = 1.0):
     ax.set_ylabel("reproduced (mean over seeds)")
     ax.legend(fontsize=7, loc="upper left")
     return fig
+
+
+def reliability_figure(bins: dict[str, pd.DataFrame], *, ece: dict[str, float] | None = None, ax=None):
+    """Reliability diagrams (Guo et al. 2017, fig. 1) of several models on one axis: accuracy against mean
+    confidence per filled bin (`clipbook.evaluation.robustness.reliability_bins`), the diagonal of perfect
+    calibration, and marker areas proportional to the bins' counts.
+
+    Args:
+        bins: label -> reliability bins (lower, upper, count, accuracy, confidence).
+        ece: label -> ECE (fraction), shown in the legend.
+        ax: an axis to draw on; a new figure otherwise.
+
+    Returns:
+        The axis.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=PANEL_SIZE)
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="perfect calibration")
+    for label, frame in bins.items():
+        filled = frame[frame["count"] > 0]
+        text = label + (f" (ECE {100 * ece[label]:.1f} %)" if ece and label in ece else "")
+        line, = ax.plot(filled["confidence"], filled["accuracy"], marker="", linewidth=1.2, label=text)
+        ax.scatter(filled["confidence"], filled["accuracy"], s=8 + 300 * filled["count"] / filled["count"].sum(),
+                   color=line.get_color(), alpha=0.8)
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy", aspect="equal")
+    ax.legend(fontsize=8, loc="upper left")
+    return ax

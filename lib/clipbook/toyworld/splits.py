@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import zlib
 from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 
@@ -70,8 +71,22 @@ for _dataset, _spec in suite.SUITE.items():
                                          "purpose": f"{_spec['title']}: {_split} split of {_dataset}"}
 
 
+# Derived splits: the scenes of a registered base split, transformed by a named function (e.g. one factor changed:
+# `toyworld.factors`). A derived split's config holds "derived_from" (the base split), "derivation" (a key of
+# DERIVATIONS) and the derivation's own arguments; its fingerprint nests the base split's.
+DERIVATIONS: dict[str, Callable[[tuple[Scene, ...], str, dict], tuple[Scene, ...]]] = {}
+
+
+def register_derivation(name: str, derive: Callable[[tuple[Scene, ...], str, dict], tuple[Scene, ...]]) -> None:
+    """Make `derive(base_scenes, split_name, config) -> scenes` available to derived splits (idempotent)."""
+    if DERIVATIONS.get(name, derive) is not derive:
+        raise ValueError(f"derivation {name!r} already registered with a different function")
+    DERIVATIONS[name] = derive
+
+
 def register_split(name: str, **config) -> None:
-    """Add a split. Required keys: domain, size, home_background_p."""
+    """Add a split. Required keys: domain, size, home_background_p; a derived split also has derived_from (a
+    registered split) and derivation (a key of DERIVATIONS)."""
     missing = {"domain", "size", "home_background_p"} - set(config)
     if missing:
         raise ValueError(f"split {name!r} is missing {sorted(missing)}")
@@ -79,6 +94,10 @@ def register_split(name: str, **config) -> None:
         raise ValueError(f"unknown family {config['family']!r}; known: {sorted(FAMILIES)}")
     if config["domain"] not in DOMAINS:
         raise ValueError(f"unknown domain {config['domain']!r}; known: {sorted(DOMAINS)}")
+    if "derived_from" in config:
+        split_config(config["derived_from"])
+        if config.get("derivation") not in DERIVATIONS:
+            raise ValueError(f"unknown derivation {config.get('derivation')!r}; known: {sorted(DERIVATIONS)}")
     if name in SPLITS and SPLITS[name] != config:
         raise ValueError(f"split {name!r} already registered with a different config")
     SPLITS[name] = config
@@ -187,6 +206,8 @@ def _pretrain_plan(rng: np.random.Generator, n: int) -> list[tuple[str, int, str
 def scenes(name: str) -> tuple[Scene, ...]:
     """The scenes of a split, a pure function of (WORLD_SEED, split name, split config)."""
     cfg = split_config(name)
+    if "derived_from" in cfg:
+        return tuple(DERIVATIONS[cfg["derivation"]](scenes(cfg["derived_from"]), name, cfg))
     rng = np.random.default_rng([WORLD_SEED, zlib.crc32(name.encode())])
     n = cfg["size"]
     if cfg.get("mix") == "pretrain":
@@ -209,6 +230,9 @@ def render_split(name: str, size: int = IMAGE_SIZE, chunk: int = 512) -> tuple[n
 def fingerprint(name: str) -> dict:
     """What identifies a split's content, for cache keys."""
     config = split_config(name)
+    if "derived_from" in config:
+        return {"split": name, **{k: v for k, v in config.items() if k != "derived_from"},
+                "derived_from": fingerprint(config["derived_from"])}
     mix = ({"pretrain_mix": copy.deepcopy(suite.PRETRAIN_MIX), "zipf": suite.ZIPF}
            if config.get("mix") == "pretrain" else {})
     return {"world_version": WORLD_VERSION, "world_seed": WORLD_SEED, "split": name, **config, **mix}
