@@ -54,7 +54,7 @@ alpha_steps = 20
 beta_steps = 200
 gamma_steps = 50
 delta_steps = 11
-caps_root = "~/data/caps"
+caps_root = "caps"
 ablate_support_domain = True
 device = "auto"
 
@@ -81,7 +81,8 @@ SPEC = declare(
     beta_steps=Int(minimum=1, help="beta grid points on [1, 50) (madapter.py hparam_search: 200)"),
     gamma_steps=Int(minimum=1, help="gamma grid points on [0.1, 30) (madapter.py hparam_search: 50)"),
     delta_steps=Int(minimum=2, help="delta grid points from 0 to 1 (madapter.py hparam_search: 11)"),
-    caps_root=Str(help="paper profile: the official CapS output folder, which holds caps_sd/<dataset>/<class>/"),
+    caps_root=Str(help="paper profile: the official CapS output folder, which holds caps_sd/<dataset>/<class>/; "
+                       "a relative path is under the data root $CLIPBOOK_DATA (default ~/data)"),
     ablate_support_domain=Bool(help="offline: rerun the shifted datasets with the other support_domain"),
 )
 
@@ -161,7 +162,8 @@ def cupl_source(dataset_name: str) -> str:
     if name not in descriptors.DESCRIPTOR_SOURCES:
         descriptors.register_descriptor_source(
             name, kind="json-url", url=f"https://raw.githubusercontent.com/{CAPS_REPOSITORY}/{CAPS_COMMIT}/{file}",
-            file=f"github.com/{CAPS_REPOSITORY}/blob/{CAPS_COMMIT}/{file}", paper="CapS-Adapter (notebook caps-adapter)")
+            file=f"github.com/{CAPS_REPOSITORY}/blob/{CAPS_COMMIT}/{file}", paper="CapS-Adapter (notebook caps-adapter)",
+            dataset=dataset_name)
     return name
 
 
@@ -243,7 +245,8 @@ class CapsFolder(torch.utils.data.Dataset):
     (image paths and prompts). Like encode_caps.py, `images_per_class` images per class are drawn at random."""
 
     def __init__(self, root, dataset_name, classnames, seed):
-        self.root = Path(root).expanduser() / "caps_sd" / OFFICIAL_DATASET_NAMES.get(dataset_name, dataset_name)
+        self.root = (registry.data_root() / Path(root).expanduser() / "caps_sd"  # an absolute root stays as it is
+                     / OFFICIAL_DATASET_NAMES.get(dataset_name, dataset_name))
         self.name, self.split, self.classnames = f"{dataset_name}-caps", f"seed{seed}", list(classnames)
         how = ("Build it with the official scripts (github.com/WLuLi/CapS-Adapter: datasampler.py --k 100, "
                "generate_captions.py with ShareCaptioner, generate_caps.py --images_per_class N with "
@@ -280,7 +283,7 @@ class CapsFolder(torch.utils.data.Dataset):
         return {"dataset": self.name, "images": self.paths, "prompts": self.prompts}
 
 
-if session.profile == "paper":  # fail before any encoding if a support set is missing
+if not session.offline:  # the paper path (and its rehearsal): fail before any encoding if a support set is missing
     for dataset_name in datasets:
         CapsFolder(caps_root, dataset_name, registry.load_dataset(dataset_name, "train").classnames, seeds[0])
 
@@ -511,7 +514,7 @@ class Support:
 def build_support(task, seed, style=support_domain):
     train = task.split("train")
     indices = fewshot.sample_few_shot(train.labels, samples_per_class, seed)
-    if session.profile == "paper":
+    if not session.offline:
         generated = CapsFolder(caps_root, task.dataset_name, task.classnames, seed)
         prompts, sources = generated.prompts, [None] * len(generated)
     else:

@@ -96,3 +96,20 @@ def test_nola_source_offline_names_its_url_and_reads_a_file_placed_by_hand(cache
     descriptors.descriptor_file("nola-eurosat").write_text(json.dumps(released))
     assert descriptors.descriptors_for(["Annual Crop Land"], descriptors.load_descriptors("nola-eurosat")) == [
         released["Annual Crop Land"]]
+
+
+def test_the_rehearsal_reads_generated_stand_ins_of_released_files_in_their_format(cache_root, monkeypatch):
+    from clipbook.data import fake_layouts, registry
+
+    monkeypatch.setenv("CLIPBOOK_PROFILE", "rehearsal")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # nothing is downloaded: the stand-in is generated
+    found = descriptors.load_descriptors("nola-eurosat")
+    classnames = registry.load_dataset("eurosat", "test", root=fake_layouts.rehearsal_data_root()).classnames
+    assert descriptors.descriptors_for(classnames, found)  # every generated class, in label order
+    assert list(found) == classnames and all(len(d) == fake_layouts.DESCRIPTORS_PER_CLASS for d in found.values())
+    assert (fake_layouts.rehearsal_data_root() / "descriptors" / "nola-eurosat.json").exists()
+    assert not descriptors.descriptor_file("nola-eurosat").exists()  # the cache of real downloads is left alone
+    monkeypatch.setitem(descriptors.DESCRIPTOR_SOURCES, "unit-json",
+                        {"kind": "json-url", "url": "https://example.org/d.json"})
+    with pytest.raises(descriptors.MissingDescriptorsError, match="names no registry dataset.*dataset=<registry name>"):
+        descriptors.load_descriptors("unit-json")

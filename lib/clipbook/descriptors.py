@@ -7,7 +7,9 @@ A descriptor source is a plain config in `DESCRIPTOR_SOURCES`:
 
 Released files are downloaded once into the cache (`$CLIPBOOK_CACHE/descriptors`), written
 atomically, and never committed. Offline, a file that is not there yet is an error that says which
-file, where it comes from and where to put it.
+file, where it comes from and where to put it. Under the rehearsal profile (README, "Rehearsal") a source
+that names the registry dataset it describes (`dataset`) is read from a stand-in in the same JSON format,
+keyed by the generated dataset's class names (`clipbook.data.fake_layouts.write_descriptor_file`).
 """
 from __future__ import annotations
 
@@ -25,9 +27,9 @@ CBD_REPOSITORY = "sachit-menon/classify_by_description_release"
 CBD_COMMIT = "d1a3d8920af89bd0d6a692ed3afeb277df46e082"
 
 
-def _cbd_source(file_stem: str) -> dict:
+def _cbd_source(file_stem: str, dataset: str | None) -> dict:
     file = f"descriptors/descriptors_{file_stem}.json"
-    return {"kind": "json-url", "url": f"https://raw.githubusercontent.com/{CBD_REPOSITORY}/{CBD_COMMIT}/{file}",
+    return {"kind": "json-url", "dataset": dataset, "url": f"https://raw.githubusercontent.com/{CBD_REPOSITORY}/{CBD_COMMIT}/{file}",
             "file": f"github.com/{CBD_REPOSITORY}/blob/{CBD_COMMIT}/{file}",
             "paper": "Menon & Vondrick, ICLR 2023 (notebook classify-by-description)"}
 
@@ -40,20 +42,24 @@ NOLA_FILES = {"caltech101": "Caltech101", "dtd": "DescribableTextures", "eurosat
               "imagenet": "ImageNet", "oxford_flowers": "OxfordFlowers", "sun397": "SUN397", "ucf101": "UCF101"}
 
 
-def _nola_source(file_stem: str) -> dict:
+def _nola_source(file_stem: str, dataset: str) -> dict:
     file = f"descriptions/generic/{file_stem}.json"
-    return {"kind": "json-url", "url": f"https://raw.githubusercontent.com/{NOLA_REPOSITORY}/{NOLA_COMMIT}/{file}",
+    return {"kind": "json-url", "dataset": dataset, "url": f"https://raw.githubusercontent.com/{NOLA_REPOSITORY}/{NOLA_COMMIT}/{file}",
             "file": f"github.com/{NOLA_REPOSITORY}/blob/{NOLA_COMMIT}/{file}",
             "paper": "Imam et al. 2024, NoLA (notebook nola)"}
 
 
+# the registry dataset each classify-by-description file describes (cub and places365 are not registered)
+CBD_DATASETS = {"cub": None, "dtd": "dtd", "eurosat": "eurosat", "food101": "food101", "imagenet": "imagenet",
+                "pets": "oxford_pets", "places365": None}
+
 # kind "toyworld": the descriptions the renderer makes true; kind "json-url": a released JSON file.
-# Paper notebooks register their sources here (url, the repository file it is, the paper it belongs to).
+# Paper notebooks register their sources here (url, the repository file it is, the paper it belongs to, and the
+# registry dataset whose classes it describes, which the rehearsal's stand-in file is generated for).
 DESCRIPTOR_SOURCES: dict[str, dict] = {
     "toyworld": {"kind": "toyworld"},
-    **{f"cbd-{stem}": _cbd_source(stem) for stem in ("cub", "dtd", "eurosat", "food101", "imagenet", "pets",
-                                                     "places365")},
-    **{f"nola-{dataset}": _nola_source(stem) for dataset, stem in NOLA_FILES.items()},
+    **{f"cbd-{stem}": _cbd_source(stem, dataset) for stem, dataset in CBD_DATASETS.items()},
+    **{f"nola-{dataset}": _nola_source(stem, dataset) for dataset, stem in NOLA_FILES.items()},
 }
 
 
@@ -67,7 +73,8 @@ class MissingDescriptorsError(FileNotFoundError):
 
 
 def register_descriptor_source(name: str, **config) -> None:
-    """Add a source, e.g. `register_descriptor_source("x", kind="json-url", url=..., paper=...)`."""
+    """Add a source, e.g. `register_descriptor_source("x", kind="json-url", url=..., paper=..., dataset="dtd")`
+    (`dataset`: the registry dataset whose classes the file describes, so the rehearsal can stand in for it)."""
     if config.get("kind") not in ("toyworld", "json-url"):
         raise ValueError(f"descriptor source {name!r}: kind must be 'toyworld' or 'json-url', got {config.get('kind')!r}")
     if config["kind"] == "json-url" and not str(config.get("url", "")).startswith("https://"):
@@ -80,7 +87,22 @@ def descriptor_file(name: str) -> Path:
     return cache_dir("descriptors") / f"{name}.json"
 
 
+def _rehearsal_stand_in(name: str, config: dict) -> Path:
+    """The rehearsal's file for a released source: generated for the dataset's generated classes."""
+    from clipbook.data import fake_layouts
+
+    if not config.get("dataset"):
+        raise MissingDescriptorsError(
+            f"descriptor source {name!r} names no registry dataset ('dataset'), so the rehearsal profile cannot "
+            f"generate a stand-in for {config.get('file', config['url'])}; register it with dataset=<registry name>")
+    return fake_layouts.ensure_descriptor_file(name, config["dataset"], fake_layouts.rehearsal_data_root())
+
+
 def _download(name: str, config: dict) -> Path:
+    from clipbook.models.loader import rehearsing
+
+    if rehearsing():  # checked before the cache: a real file there would not match the generated classes
+        return _rehearsal_stand_in(name, config)
     path = descriptor_file(name)
     with file_lock(path):
         if path.exists():

@@ -14,6 +14,9 @@ def test_every_paper_resolves_under_every_profile():
         assert set(planned) == (with_paper_path if profile == "rehearsal" else set(profiles.available_papers(ROOT)))
         assert all(params["profile"] == profile for params in planned.values())
     assert "calibration" not in profiles.plan(ROOT, "rehearsal", None)  # a workbook page has no paper path
+    assert profiles.papers_without_path(ROOT, "rehearsal") == ["calibration"]
+    with pytest.raises(profiles.BatchInputError, match="'calibration' cannot run under 'rehearsal'.*offline profile"):
+        profiles.plan(ROOT, "rehearsal", ["calibration"])  # named on purpose: refused, not run on the toy suite
 
 
 def test_unknown_paper_profile_parameter_and_type_are_refused_with_accepted_values():

@@ -80,3 +80,19 @@ def test_datasets_without_files_or_unknown_names_are_refused(tmp_path):
 def test_the_qe_genai_clone_carries_its_stored_exp1_predictions(root):
     lines = (root / "qe_genai" / "results" / "exp01_results.csv").read_text().splitlines()
     assert lines[0] == "image_name,classification_result" and len(lines) == 101
+
+
+def test_capS_support_sets_are_written_in_the_official_scripts_layout(root):
+    eurosat = registry.load_dataset("eurosat", "train", root=root)
+    support = root / fake_layouts.CAPS_FOLDER / "caps_sd" / "eurosat"
+    for classname in eurosat.classnames:
+        listing = json.loads((support / classname.lower().replace(" ", "_") / "updated_data.json").read_text())
+        assert len(listing) == SMALL.images_per_class.get("all", 1)
+        assert all((root / fake_layouts.CAPS_FOLDER / entry["image_path"]).exists() for entry in listing)
+        assert all(entry["caption"].startswith(f"A photo of {classname}.") for entry in listing)
+    assert (root / fake_layouts.CAPS_FOLDER / "caps_sd" / "oxfordpets").is_dir()  # the official scripts' name
+
+
+def test_descriptor_stand_ins_describe_each_class_once_even_where_names_repeat():
+    described = fake_layouts.descriptor_stand_in(["missile", "tench", "missile"])
+    assert list(described) == ["missile", "tench", "missile (2)"]

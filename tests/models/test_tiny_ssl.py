@@ -136,3 +136,8 @@ def test_rehearsal_builds_the_official_dino_architecture_at_seeded_random_init(m
     assert first.identity == second.identity and first.identity["weights"].startswith("random-init")
     assert all(torch.equal(a, b) for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()))
     assert sum(p.numel() for p in first.model.parameters()) > 80e6  # ViT-B/16, not a smaller stand-in
+
+
+def test_knn_accuracy_with_fewer_training_images_than_neighbours_uses_them_all():
+    train, labels = torch.eye(3), torch.arange(3)  # 3 training images, k = 20 by default (DINO's)
+    assert tiny_ssl.knn_accuracy(train, labels, torch.eye(3), torch.arange(3)) == 100.0

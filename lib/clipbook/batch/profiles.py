@@ -63,6 +63,15 @@ def load_profile(root: Path, profile: str) -> dict[str, dict]:
     return {slug: {**base.get(slug, {}), **own.get(slug, {}), "profile": profile} for slug in sorted({*base, *own})}
 
 
+def papers_without_path(root: Path, profile: str) -> list[str]:
+    """Notebooks a profile built on another (`PROFILE_BASES`) does not run: those with no YAML in the base
+    profile (workbook pages like calibration, which have no paper path). Empty for a profile without a base."""
+    if profile not in PROFILE_BASES:
+        return []
+    base = load_profile(root, PROFILE_BASES[profile])
+    return [slug for slug in available_papers(root) if slug not in base]
+
+
 def plan(root: Path, profile: str, papers: list[str] | None, extra: dict | None = None) -> dict[str, dict]:
     """Resolve and validate the parameters of every selected paper: {slug: parameters}."""
     known = available_papers(root)
@@ -72,6 +81,13 @@ def plan(root: Path, profile: str, papers: list[str] | None, extra: dict | None 
     unknown = [p for p in selected if p not in known]
     if unknown:
         raise BatchInputError(f"unknown paper(s) {', '.join(map(repr, unknown))}; known papers: {', '.join(known)}")
+    pathless = [slug for slug in selected if slug in papers_without_path(root, profile)]
+    if pathless:
+        base = PROFILE_BASES[profile]
+        raise BatchInputError(
+            f"{', '.join(map(repr, pathless))} cannot run under {profile!r}: it builds on the {base!r} profile and "
+            f"there is no notebooks/profiles/{base}/<slug>.yaml for them (a workbook page such as calibration has no "
+            f"{base} path to run); run them under the offline profile")
     stray = [slug for slug in overrides if slug not in known]
     if stray:
         raise BatchInputError(f"profile {profile!r} names unknown paper(s) {stray}; known papers: {', '.join(known)}")

@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 from clipbook.batch import contract
-from clipbook.batch.profiles import plan
+from clipbook.batch.parameters import PROFILE_BASES
+from clipbook.batch.profiles import papers_without_path, plan
 from clipbook.cache import atomic_write_bytes
 from clipbook.report.record import SCHEMA_VERSION
 from clipbook.session import OFFLINE_ENV, REHEARSAL_PROFILES
@@ -227,6 +228,9 @@ def run_batch(root: Path, *, profile: str = "offline", papers: list[str] | None 
     if isinstance(executor, str):
         executor = make_executor(executor, workers=workers)
     parameters = plan(root, profile, papers, extra)  # raises before any kernel starts
+    if not papers and (pathless := papers_without_path(root, profile)):
+        log(f"[plan] not run under {profile!r} (no {PROFILE_BASES[profile]!r} profile, so no paper path): "
+            f"{', '.join(pathless)}")
     out_dir = report_dir(root, profile)
     done = load_records(root, profile)
     todo = {}

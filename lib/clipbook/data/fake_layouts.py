@@ -31,7 +31,7 @@ from PIL import Image
 
 from clipbook.data import cue_conflict, real, registry
 
-LAYOUT_VERSION = 2  # bump when a writer changes, so cached layouts are rewritten
+LAYOUT_VERSION = 3  # bump when a writer changes, so cached layouts are rewritten
 MARKER_FILE = ".clipbook-fake-layout.json"  # one per dataset folder: the version and size it was written with
 
 
@@ -40,7 +40,7 @@ class LayoutSize:
     """How much a generated layout holds: images per class for each split, and classes where the count is free."""
     # "all": the single split of image-folder sets, which notebooks split themselves (a test set and learning sets)
     images_per_class: dict = field(default_factory=lambda: {"train": 2, "val": 1, "test": 1, "all": 4})
-    classes: int = 4
+    classes: int = 5  # top-5 accuracy (classify-by-description) needs five; every real dataset has more
     imagenet_classes_with_images: int = 8
 
 
@@ -251,8 +251,35 @@ def _write_chest_xray(name: str, config: dict, root: Path, size: LayoutSize) -> 
         csv.writer(file).writerows([["path_preproc", "findings", "sex", "race", "age", config["finding"]], *rows])
 
 
-# files beside a dataset's images that a notebook's paper path reads from the same clone
-EXTRA_WRITERS = {"qe_genai_pan": _write_qe_genai_stored_predictions}
+# CapS-Adapter's support sets live under `$CLIPBOOK_DATA/caps` (the caps-adapter notebook's default caps_root),
+# in the folders of the official scripts' dataset names (the notebook's OFFICIAL_DATASET_NAMES)
+CAPS_FOLDER = "caps"
+CAPS_DATASET_NAMES = {"oxford_pets": "oxfordpets", "stanford_cars": "stanfordcars", "oxford_flowers": "flowers102",
+                      "fgvc_aircraft": "fgvcaircraft"}
+
+
+def _write_caps_support_set(name: str, config: dict, root: Path, size: LayoutSize) -> None:
+    """The CapS-Adapter output of generate_caps.py for a CoOp dataset: caps_sd/<dataset>/<class>/ with the
+    generated PNGs and updated_data.json, a list of {"image_path", "caption"} (the caption is the prompt
+    "A photo of <class>. <ShareCaptioner caption>")."""
+    dataset_dir = root / CAPS_FOLDER / "caps_sd" / CAPS_DATASET_NAMES.get(name, name)
+    if dataset_dir.exists():
+        shutil.rmtree(dataset_dir)
+    for classname in _fake_classnames(config, size.classes):
+        class_dir = dataset_dir / classname.lower().replace(" ", "_").replace("/", "")
+        entries = []
+        for index in range(_image_count(size, "all")):
+            image = class_dir / f"{index:04d}.png"
+            write_image(image, f"caps/{name}/{classname}/{index}")
+            entries.append({"image_path": str(image.relative_to(root / CAPS_FOLDER)),
+                            "caption": f"A photo of {classname}. A generated image, number {index}."})
+        (class_dir / "updated_data.json").write_text(json.dumps(entries, indent=1))
+
+
+# files beside a dataset's images that a notebook's paper path reads from the same clone or another tool's output
+EXTRA_WRITERS = {"qe_genai_pan": _write_qe_genai_stored_predictions,
+                 **{name: _write_caps_support_set for name, config in registry.DATASETS.items()
+                    if config["kind"] == "coop"}}
 
 GROUP_WRITERS = {"waterbirds": _write_waterbirds, "celeba": _write_celeba}
 
@@ -320,6 +347,49 @@ def ensure_layouts(root: str | os.PathLike, names: list[str] | None = None, size
                 continue
             write_layout(name, root, size)
     return root
+
+
+DESCRIPTORS_FOLDER = "descriptors"  # under the rehearsal data root, one stand-in per released descriptor source
+DESCRIPTORS_PER_CLASS = 3
+
+
+def descriptor_stand_in(classnames: list[str]) -> dict[str, list[str]]:
+    """A released descriptor file's format (classify-by-description's descriptors_*.json, NoLA's
+    descriptions/generic/*.json, CapS' CuPL_prompts_*.json): {class name: [sentence, ...]} in label order, keyed
+    by the name with spaces, as the files are. Descriptors start the ways the official sentence rules branch on.
+    A name that repeats (OpenAI's ImageNet list has two "missile"s) gets a suffix, as the released ImageNet file's
+    own names ("projectile") differ from it: one entry per class, so files matched by position keep their order."""
+    openings = ("a shape with sharp edges", "has a striped surface", "used in a generated dataset")
+    described: dict[str, list[str]] = {}
+    for name in classnames:
+        key = name.replace("_", " ")
+        key = key if key not in described else f"{key} ({sum(k.startswith(key) for k in described) + 1})"
+        described[key] = [f"{openings[i % len(openings)]} ({key}, {i})" for i in range(DESCRIPTORS_PER_CLASS)]
+    return described
+
+
+def write_descriptor_file(source: str, dataset: str, root: str | os.PathLike) -> Path:
+    """Write the stand-in for descriptor source `source`, describing registry dataset `dataset`'s generated
+    classes (its layout under `root` is written first if missing): `root/descriptors/<source>.json`."""
+    ensure_layouts(root, [dataset])
+    classnames = registry.load_dataset(dataset, "test", root=root).classnames  # every described dataset has one
+    described = descriptor_stand_in(list(classnames))
+    path = Path(root) / DESCRIPTORS_FOLDER / f"{source}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(described, indent=1))
+    return path
+
+
+def ensure_descriptor_file(source: str, dataset: str, root: str | os.PathLike) -> Path:
+    """`write_descriptor_file` once per source (safe from parallel kernels)."""
+    from clipbook.cache import file_lock
+
+    path = Path(root) / DESCRIPTORS_FOLDER / f"{source}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with file_lock(path):
+        if not path.exists():
+            write_descriptor_file(source, dataset, root)
+    return path
 
 
 def rehearsal_data_root() -> Path:

@@ -472,11 +472,14 @@ def knn_accuracy(train_features: torch.Tensor, train_labels, test_features: torc
     Args:
         train_features, test_features: (N, D) features (L2-normalised here).
         train_labels, test_labels: integer labels.
-        k: neighbours; temperature: T of the vote weights; chunk_size: test images per similarity block.
+        k: neighbours (all training images where there are fewer than k: eval_knn.py's topk would fail on such a
+            small training set, e.g. a rehearsal's generated few images per class); temperature: T of the vote
+            weights; chunk_size: test images per similarity block.
 
     Returns:
         Top-1 accuracy in percent.
     """
+    k = min(k, len(train_features))
     train = F.normalize(train_features.float(), dim=-1)
     train_labels, test_labels = torch.as_tensor(np.asarray(train_labels)), torch.as_tensor(np.asarray(test_labels))
     num_classes, correct = int(train_labels.max()) + 1, 0
