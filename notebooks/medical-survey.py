@@ -457,8 +457,8 @@ REPORTED = []
 # qualitative statement with no number. The list can test it as a count: every complete year lists more papers
 # than the year before (margin 0, in papers, exact counts with no interval). The test uses only the years the
 # snapshot covers completely; it needs at least three of them (two year-on-year steps). These rows are the list's
-# counts in every profile: where the record's sentence says "effect on the toy world" (the library's wording
-# for the offline profile), read "effect on the list".
+# counts in every profile, so the claim names what it is measured on (`measured_on`): its sentence reads "effect on
+# the survey's list", not "effect on the toy world".
 #
 # The demonstration's claim is the survey's premise, again without a number: adapting a general-domain CLIP to
 # medical images (here its cheapest form, a linear probe on the largest shot count) beats using it zero-shot, by
@@ -502,7 +502,8 @@ CLAIMS = [
     Claim("interest-grows", "Interest in CLIP for medical imaging is increasing: each complete year lists more papers "
           "than the year before (the survey's qualitative statement, tested on its list)",
           method="later year", baseline="earlier year", metric="papers", per=("years",), margin=0.0, unit="papers",
-          where={"dataset": f"awesome-list {growth_snapshot}"}, requires=("complete-years",)),
+          where={"dataset": f"awesome-list {growth_snapshot}"}, requires=("complete-years",),
+          measured_on="the survey's list"),
     Claim("adaptation-beats-zero-shot", "Adapting a general-domain CLIP to medical images beats using it zero-shot "
           "(the survey's premise, stated without a number): a linear probe on the most shots against zero-shot CLIP, "
           "on the medical-style toy domain", method="linear probe", baseline="zero-shot CLIP", metric="AUROC",
