@@ -19,13 +19,12 @@ one, the marker (`marker_attribute`). Age is binned as the official code does (`
 """
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from clipbook.data.real import ImageListDataset
+from clipbook.data.real import ImageListDataset, read_csv_rows
 from clipbook.data.registry import MissingDatasetError, register_datasets, register_kind
 from clipbook.toyworld import medical
 
@@ -94,14 +93,6 @@ def _require(path: Path, what: str, config: dict) -> None:
         raise MissingDatasetError(f"{config['title']}: {what} not found: {path}\nGet it from: {config['source']}")
 
 
-def _rows(path: Path, required: tuple[str, ...]) -> list[dict]:
-    with open(path, newline="") as file:
-        reader = csv.DictReader(file)
-        missing = [c for c in required if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: missing columns {missing}; found {reader.fieldnames}")
-        return list(reader)
-
 
 def _cxr14(name: str, config: dict, root: Path) -> ChestXrayDataset:
     folder = root / config["folder"]
@@ -110,11 +101,11 @@ def _cxr14(name: str, config: dict, root: Path) -> ChestXrayDataset:
                            ("NIH-CX14_TubeAnnotations_NonExperts_aggregated.csv", "NEATX drain annotations")):
         _require(folder / relative, what, config)
     test_ids = {line.strip() for line in (folder / "test_list.txt").read_text().splitlines() if line.strip()}
-    entries = [row for row in _rows(folder / "Data_Entry_2017.csv",
+    entries = [row for row in read_csv_rows(folder / "Data_Entry_2017.csv",
                                     ("Image Index", "Finding Labels", "Patient Age", "Patient Gender"))
                if row["Image Index"] in test_ids]
     drains = {row["Image Index"]: int(float(row["Drain"])) for row in
-              _rows(folder / "NIH-CX14_TubeAnnotations_NonExperts_aggregated.csv", ("Image Index", "Drain"))
+              read_csv_rows(folder / "NIH-CX14_TubeAnnotations_NonExperts_aggregated.csv", ("Image Index", "Drain"))
               if row["Drain"] not in ("", "nan")}
     images = PurePosixPath(config["folder"], "imgs")
     sexes = {"M": "male", "F": "female"}
@@ -130,7 +121,7 @@ def _cxr14(name: str, config: dict, root: Path) -> ChestXrayDataset:
 def _mimic(name: str, config: dict, root: Path) -> ChestXrayDataset:
     folder = root / config["folder"]
     _require(folder / "test_preproc_filtered.csv", "test_preproc_filtered.csv", config)
-    rows = [row for row in _rows(folder / "test_preproc_filtered.csv",
+    rows = [row for row in read_csv_rows(folder / "test_preproc_filtered.csv",
                                  ("path_preproc", "findings", "sex", "race", "age", config["finding"]))
             if row["findings"].strip()]
     return ChestXrayDataset(

@@ -17,13 +17,12 @@ Class names and templates follow PerceptionCLIP (github.com/umd-huang-lab/percep
 """
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from clipbook.data.real import ImageListDataset
+from clipbook.data.real import ImageListDataset, read_csv_rows
 from clipbook.data.registry import MissingDatasetError, register_datasets, register_kind
 
 GROUP_SPLITS = ("train", "val", "test")
@@ -91,21 +90,13 @@ def _require(path: Path, what: str, config: dict, layout: str) -> None:
         raise _missing(path, what, config, layout)
 
 
-def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict]:
-    with open(path, newline="") as file:
-        reader = csv.DictReader(file)
-        missing = [column for column in required if column not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"{path}: missing columns {missing}; found {reader.fieldnames}")
-        return list(reader)
-
 
 def _waterbirds(name: str, config: dict, split: str, root: Path) -> GroupDataset:
     dataset_dir = root / config["folder"]
     layout = f"Expected layout: {dataset_dir}/metadata.csv and the images it lists, relative to {dataset_dir}."
     _require(dataset_dir, "dataset folder", config, layout)
     _require(dataset_dir / "metadata.csv", "metadata.csv", config, layout)
-    rows = [row for row in _read_csv(dataset_dir / "metadata.csv", ("img_filename", "y", "split", "place"))
+    rows = [row for row in read_csv_rows(dataset_dir / "metadata.csv", ("img_filename", "y", "split", "place"))
             if int(row["split"]) == SPLIT_CODES[split]]
     folder = PurePosixPath(config["folder"])
     return GroupDataset(name, split, root, [str(folder / row["img_filename"]) for row in rows],
@@ -129,10 +120,10 @@ def _celeba_lists(dataset_dir: Path, config: dict, layout: str) -> tuple[dict[st
     elif csv_attr.exists():  # Kaggle's CSV copy, as read by PerceptionCLIP
         partition_path = dataset_dir / "list_eval_partition.csv"
         _require(partition_path, "list_eval_partition.csv", config, layout)
-        rows = _read_csv(csv_attr, ("image_id", config["target"], config["attribute_column"]))
+        rows = read_csv_rows(csv_attr, ("image_id", config["target"], config["attribute_column"]))
         ids = [row["image_id"] for row in rows]
         partition = {row["image_id"]: int(row["partition"])
-                     for row in _read_csv(partition_path, ("image_id", "partition"))}
+                     for row in read_csv_rows(partition_path, ("image_id", "partition"))}
     else:
         raise _missing(text_attr, "attribute list", config, layout)
     for column in (config["target"], config["attribute_column"]):

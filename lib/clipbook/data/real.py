@@ -19,6 +19,7 @@ split files is checked at construction; single images are only opened on access.
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -29,6 +30,18 @@ import torch
 from PIL import Image
 
 from clipbook.data.registry import MissingDatasetError, register_datasets, register_kind
+
+
+def read_csv_rows(path: Path, required: tuple[str, ...]) -> list[dict]:
+    """The rows of a dataset's CSV annotation file as dicts; a file without one of the `required` columns is an
+    error that names them (a wrong or truncated download fails here, not deep inside a notebook)."""
+    with open(path, newline="") as file:
+        reader = csv.DictReader(file)
+        missing = [column for column in required if column not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: missing columns {missing}; found {reader.fieldnames}")
+        return list(reader)
+
 
 COOP_SPLITS = ("train", "val", "test")
 COOP_DATASETS_MD = "https://github.com/KaiyangZhou/CoOp/blob/main/DATASETS.md"
