@@ -2,4 +2,4 @@
 
 Importing this package imports every kind, so `registry.DATASETS` is complete after `import clipbook.data`.
 """
-from clipbook.data import groups, packaged, real, toy  # noqa: F401  (each registers its kind and datasets)
+from clipbook.data import fas, groups, packaged, real, toy  # noqa: F401  (each registers its kind and datasets)
