@@ -515,6 +515,10 @@ pd.Series(checks).to_frame("value")
 # Hyp-OC with VGG-Face, HTER in % and AUC.
 
 # %% tags=["reported"]
+import pandas as pd
+
+from clipbook.report.rows import reported_rows
+
 INTRA_DOMAIN = "https://github.com/Kartik-3004/hyp-oc/blob/main/docs/static/images/intra_domain.png"
 PAPER_TABLE = {"rose_youtu": (34.074, 0.713), "msu_mfsd": (27.292, 0.782), "casia_mfsd": (25.019, 0.784),
                "replay_attack": (14.711, 0.931), "oulu_npu": (40.600, 0.639)}
