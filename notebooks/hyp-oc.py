@@ -258,9 +258,10 @@ class HyperbolicMLR(nn.Module):
 # live batch is paired with the second half and
 # $$\mathcal L_{\text{PC}} = \frac{1}{B}\sum_{i=1}^{B/2} \frac{2}{\sqrt c}\arctan\!\big(\sqrt c\,\lVert(-x_i)\oplus_c x_{i+B/2}\rVert\big),$$
 # summed over the $B/2$ pairs and divided by the batch size $B$, as the code does. **Discrepancy:** the Poincaré
-# distance is $\frac{2}{\sqrt c}\operatorname{artanh}(\sqrt c\lVert -x\oplus_c y\rVert)$, and so is the paper's
-# definition of the hyperbolic distance it builds Hyp-PC on; the code uses `torch.atan`. We implement the
-# code's `atan` (it is what produced the reported numbers) and measure how far it is from `artanh` below.
+# distance is $\frac{2}{\sqrt c}\operatorname{artanh}(\sqrt c\lVert -x\oplus_c y\rVert)$ (Ganea et al. 2018); the
+# code uses `torch.atan`. Whether the paper's Hyp-PC equation writes artanh was not checked here (the paper text
+# cannot be read from this machine): unconfirmed. We implement the code's `atan` (it produced the reported
+# numbers) and measure how far it is from `artanh` below; the two agree to first order near the origin.
 #
 # **Euclidean baseline:** the same MLP and pseudo-negatives, a linear classifier 128→2 in place of
 # `ToPoincare` + `HyperbolicMLR`, and the Euclidean counterpart of Hyp-PC, $\frac1B\sum_i\lVert x_i - x_{i+B/2}\rVert$.
