@@ -32,9 +32,11 @@
 # (frozen) stands in for VGG-Face; on its features Hyp-OC is trained on live images only and compared with a
 # **Euclidean one-class baseline** built from the same pipeline (same MLP, same pseudo-negatives, a Euclidean
 # linear classifier and a Euclidean pairwise-confusion loss), same data, seeds and steps, by HTER and AUC per
-# attack type and overall. The `paper` profile (`notebooks/profiles/paper/hyp-oc.yaml`) names the five datasets
-# in their official CSV layouts and the released VGG-Face weights; it stops with their loaders' error unless
-# they are provided.
+# attack type and overall. The `paper` profile (`notebooks/profiles/paper/hyp-oc.yaml`) selects the VGG-Face
+# backbone (`backbone: vgg-face`, the released weights in `backbone_weights`) and the five datasets in their
+# official CSV layouts: the same head, pseudo-negatives and losses, with VGG-Face's conv5_x and fc6 fine-tuned
+# on the frames, HTER / AUC per dataset beside the reported intra-domain rows. Missing weights or data stop it
+# at once with their loaders' one-line errors.
 
 # %% tags=["parameters"]
 profile = "offline"
@@ -44,6 +46,9 @@ seeds = [1, 2, 3]
 attacks = ["print", "replay", "frame"]
 train_images = 600
 test_scenes = 300
+backbone = "clip"
+head_widths = [256, 256, 256]
+max_frames = 0
 epochs = 6
 batch_size = 8
 learning_rate = 1e-4
@@ -63,7 +68,13 @@ SPEC = declare(
     "profile", "models", "datasets", "seeds", "device",
     models=ListOf(Model(), min_length=0, help="the open_clip backbone (offline: the tiny CLIP); empty under the "
                                               "paper profile, whose backbone is VGG-Face (backbone_weights)"),
-    attacks=ListOf(Str(["print", "replay", "frame"]), help="toy presentation attacks in the test set"),
+    attacks=ListOf(Str(["print", "replay", "frame"]), min_length=0,
+                   help="toy presentation attacks in the test set (vgg-face: none; the FAS sets are scored whole)"),
+    backbone=Str(["clip", "vgg-face"], help="clip: frozen image features of `models` (offline: the tiny CLIP); "
+                                            "vgg-face: models.py:Vgg_face_dag, conv5_x and fc6 fine-tuned (paper)"),
+    head_widths=ListOf(Int(minimum=1), length=3,
+                       help="hidden widths of the head's MLP (official: 8192, 1000, 512 after the 4096-d fc6)"),
+    max_frames=Int(minimum=0, help="vgg-face: at most this many frames per split, evenly spaced; 0 = all"),
     train_images=Int(minimum=2, help="live training images (offline: toy train split)"),
     test_scenes=Int(minimum=1, help="test scenes, each captured live and through every attack"),
     epochs=Int(minimum=1, help="passes over the live images (official: 60)"),
@@ -80,6 +91,7 @@ SPEC = declare(
 )
 
 # %%
+import copy
 import math
 
 import matplotlib.pyplot as plt
@@ -112,12 +124,18 @@ if batch_size % 2:
 # embeddings, unnormalised (the paper feeds VGG-Face's raw fc6 activations, `models.py:load_vgg_face`), frozen:
 # the paper fine-tunes conv5_x and fc6 (`config.py --finetune_params`); here the tower stays frozen so that
 # features are computed once and cached (a stated deviation).
+#
+# VGG-Face (`backbone: vgg-face`, the paper profile): the frames listed by each dataset's official split files
+# (training CSVs hold live frames only; OULU-NPU's protocol keeps the live videos), preprocessed as
+# `dataloader.py` does — bicubic resize to 224, centre crop, `ToTensor()`, then VGG-Face's pixel means
+# [129.19, 104.76, 93.59] subtracted with std 1. The means are those of 0–255 pixels but the code subtracts them
+# from `ToTensor()`'s [0, 1] values; we match what the code does (`clipbook.models.vgg_face`).
 
 # %%
 from clipbook.data.registry import load_dataset
 from clipbook.toyworld import spoofing
 
-if session.offline:
+if backbone == "clip":
     source = datasets[0]
     train_set = spoofing.live_dataset(load_dataset(source, "train").scenes[:train_images], name="toy-spoof",
                                       split="live-train")
@@ -128,21 +146,35 @@ if session.offline:
     test_features = image_features(loaded, test_set, normalize=False)
     test_labels, test_attacks = test_set.labels, test_set.attacks
     feature_dimension = train_features.shape[1]
+    tasks = {"toy-spoof": (train_set, test_set)}
+    model_name = models[0][0]
 else:
-    # The paper's backbone is VGG-Face (models.py:Vgg_face_dag, a plain torch state dict; not an open_clip model),
-    # fine-tuned at conv5_x and fc6 on 224-px frames. Its path is not built in this notebook yet.
-    from pathlib import Path
+    # VGG-Face (models.py:Vgg_face_dag; clipbook.models.vgg_face): weights checked, every dataset's train and test
+    # splits read (a missing one stops here, naming where to ask for it), then the backbone loaded once; each run
+    # fine-tunes its own copy. The official test uses each set's "test" split (train.py validates on "val").
+    from clipbook.models import vgg_face
 
-    if not Path(backbone_weights).expanduser().is_file():
-        raise FileNotFoundError(
-            f"VGG-Face weights not found: {backbone_weights!r}. Download them with huggingface_hub.hf_hub_download("
-            "repo_id='kartiknarayan/hyp-oc', filename='pretrained_weights/vgg_face_dag.pth') (580 MB) and pass "
-            "their path as backbone_weights")
-    raise NotImplementedError("the paper profile's VGG-Face backbone (conv5_x/fc6 fine-tuned, 224-px frames) is not "
-                              "built in this notebook yet; the offline profile runs the method on tiny-CLIP features")
-(f"{len(train_set)} live training images, {len(test_set)} test images "
- f"({dict(zip(*np.unique(test_attacks, return_counts=True)))}); features {feature_dimension}-d, "
- f"mean norm {train_features.norm(dim=1).mean():.2f}")
+    vgg_face.check_available(backbone_weights)
+    tasks = {name: (load_dataset(name, "train"), load_dataset(name, "test")) for name in datasets}
+    loaded = vgg_face.load_vgg_face(backbone_weights, device=session.device)
+    model_name, feature_dimension = vgg_face.NAME, 4096
+
+
+def capped(dataset) -> np.ndarray:
+    """The indices a run uses: every frame, or `max_frames` evenly spaced ones (a rehearsal's cap)."""
+    if not max_frames or max_frames >= len(dataset):
+        return np.arange(len(dataset))
+    return np.unique(np.linspace(0, len(dataset) - 1, num=max_frames).round().astype(int))
+
+
+if backbone == "clip":
+    summary = (f"{len(train_set)} live training images, {len(test_set)} test images "
+               f"({dict(zip(*np.unique(test_attacks, return_counts=True)))}); features {feature_dimension}-d, "
+               f"mean norm {train_features.norm(dim=1).mean():.2f}")
+else:
+    summary = "; ".join(f"{name}: {len(capped(train))} live training frames, {len(capped(test))} test frames "
+                        f"({int(test.labels[capped(test)].sum())} spoof)" for name, (train, test) in tasks.items())
+summary
 
 # %% [markdown]
 # ## The Poincaré ball
@@ -246,8 +278,9 @@ class HyperbolicMLR(nn.Module):
 #
 # **Head** (`models.py:hyp_classifier`): an MLP 4096→8192→1000→512→128 with ReLUs, `ToPoincare`, and the
 # hyperbolic MLR over 2 classes (0 = live, 1 = pseudo-negative, i.e. spoof). Deviation: the offline features
-# are 128-d and the CPU budget is small, so the hidden widths 8192→1000→512 become 256→256→256 (twice the input,
-# as 8192 is twice 4096); the 128-d ball and its MLR are kept.
+# are 128-d and the CPU budget is small, so the hidden widths (`head_widths`) 8192→1000→512 become 256→256→256
+# (twice the input, as 8192 is twice 4096); the 128-d ball and its MLR are kept. The paper profile sets the
+# official widths on VGG-Face's 4096-d fc6.
 #
 # **Pseudo-negatives** (`train.py`, the loop over batches): for each batch of live features with mean
 # $\mu_b$, $\tilde\mu = \alpha\,\mu_{\text{prev}} + (1-\alpha)\,\mu_b$ and $n_i \sim \mathcal N(\tilde\mu, \sigma I)$,
@@ -292,9 +325,9 @@ class OneClassHead(nn.Module):
     def __init__(self, dim: int, geometry: str):
         super().__init__()
         self.geometry = geometry
-        hidden = 2 * dim  # 4096 -> 8192 -> 1000 -> 512 -> 128 officially; see the deviation above
-        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                                 nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 128), nn.ReLU())
+        widths = [dim, *head_widths, 128]  # 4096 -> 8192 -> 1000 -> 512 -> 128 officially; see the deviation above
+        self.mlp = nn.Sequential(*[layer for n_in, n_out in zip(widths, widths[1:])
+                                   for layer in (nn.Linear(n_in, n_out), nn.ReLU())])
         if geometry == "hyperbolic":
             self.to_ball = ToPoincare(curvature, 128, clip_r)
             self.classifier = HyperbolicMLR(128, 2, curvature)
@@ -315,25 +348,36 @@ class OneClassHead(nn.Module):
         return F.cross_entropy(logits, targets) + pairwise_confusion(embedded[:n_live], distance)
 
 
-def train_head(features: torch.Tensor, geometry: str, seed: int) -> dict:
-    """Train a one-class head on live features only; returns its state and the mean loss of every epoch."""
+def train_head(features, geometry: str, seed: int, backbone: nn.Module | None = None) -> dict:
+    """Train a one-class head on live samples only; returns its state and the mean loss of every epoch.
+
+    `features`: an (N, D) tensor of frozen features; or, with `backbone` (VGG-Face), the `Frames` of the live
+    training frames, which the backbone encodes, its conv5_x and fc6 trained alongside the head
+    at the same learning rate (train.py's two Adam parameter groups; gradient clipping on the head only)."""
     seed_everything(seed)
-    head = OneClassHead(features.shape[1], geometry)
-    optimizer = torch.optim.Adam(head.parameters(), lr=learning_rate, betas=(0.9, 0.999), weight_decay=weight_decay)
+    encode = features.__getitem__ if backbone is None else lambda batch: backbone(features[batch])
+    n_samples = len(features)
+    head = OneClassHead(feature_dimension, geometry).to(session.device if backbone is not None else "cpu")
+    groups = [{"params": head.parameters()}]
+    if backbone is not None:
+        groups.append({"params": vgg_face.set_finetuned(backbone)})
+        backbone.train()  # as train.py; fc6 is read before dropout6, so this changes nothing
+    optimizer = torch.optim.Adam(groups, lr=learning_rate, betas=(0.9, 0.999), weight_decay=weight_decay)
     generator = torch.Generator().manual_seed(seed)
     epoch_losses = []
     for _ in range(epochs):
-        order = torch.randperm(len(features), generator=generator)
+        order = torch.randperm(n_samples, generator=generator)
         batches = [order[i:i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)]
         losses = []
         for step, batch in enumerate(batches):
-            live = features[batch]
-            previous_mean = torch.zeros(features.shape[1]) if step == 0 else batch_mean  # reset every epoch
-            batch_mean = live.mean(0)
+            live = encode(batch)
+            # the sampler draws without gradient (torch.distributions .sample()), so the means are detached
+            previous_mean = torch.zeros_like(live[0]) if step == 0 else batch_mean  # reset every epoch
+            batch_mean = live.mean(0).detach()
             mean = alpha * previous_mean + (1 - alpha) * batch_mean
-            noise = mean + math.sqrt(std_dev) * torch.randn(live.shape, generator=generator)  # N(mean, std_dev·I)
-            embedded, logits = head(torch.cat([live, noise]))
-            targets = torch.cat([torch.zeros(len(live)), torch.ones(len(noise))]).long()
+            noise = mean + math.sqrt(std_dev) * torch.randn(live.shape, generator=generator).to(live.device)
+            embedded, logits = head(torch.cat([live, noise]))  # noise ~ N(mean, std_dev·I)
+            targets = torch.cat([torch.zeros(len(live)), torch.ones(len(noise))]).long().to(live.device)
             loss = head.loss(embedded, logits, targets, len(live))
             optimizer.zero_grad()
             loss.backward()
@@ -347,8 +391,8 @@ def train_head(features: torch.Tensor, geometry: str, seed: int) -> dict:
 def trained_head(features: torch.Tensor, geometry: str, seed: int, data_fingerprint: dict) -> dict:
     """`train_head`, cached under everything that affects it (content-addressed, like the tiny CLIP)."""
     spec = {"kind": "hyp-oc-head", "version": 2, "geometry": geometry, "seed": seed, "data": data_fingerprint,
-            "model": loaded.identity, "epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
-            "weight_decay": weight_decay, "alpha": alpha, "std_dev": std_dev, "curvature": curvature,
+            "model": loaded.identity, "head_widths": head_widths, "epochs": epochs, "batch_size": batch_size,
+            "learning_rate": learning_rate, "weight_decay": weight_decay, "alpha": alpha, "std_dev": std_dev, "curvature": curvature,
             "clip_r": clip_r, "gradient_clip": gradient_clip}
     with deterministic_torch(threads=1):  # a small MLP: one thread is many times faster on a loaded machine
         return cached("heads", spec, lambda: train_head(features, geometry, seed), name=f"hyp-oc-{geometry}-{seed}")
@@ -361,6 +405,45 @@ def spoof_scores(result: dict, geometry: str, features: torch.Tensor) -> np.ndar
     head.eval()
     with torch.no_grad(), deterministic_torch():
         return F.softmax(head(features)[1], dim=1)[:, 1].numpy()
+
+
+class Frames:
+    """A FAS split's frames (the `capped` subset) by position, preprocessed as dataloader.py, on the device."""
+
+    def __init__(self, dataset):
+        self.dataset, self.indices = dataset, capped(dataset)
+        self.labels = dataset.labels[self.indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, batch) -> torch.Tensor:
+        images = [loaded.preprocess(self.dataset[int(self.indices[int(i)])][0]) for i in batch]
+        return torch.stack(images).to(session.device)
+
+
+def run(name: str, geometry: str, seed: int) -> dict:
+    """One training run of `geometry`'s head on task `name` and its test set: the epoch losses, the head's state,
+    the test features it scores (fine-tuned fc6 for VGG-Face), P(spoof), labels and attack types."""
+    train, test = tasks[name]
+    if backbone == "clip":
+        result = trained_head(train_features, geometry, seed, train.fingerprint())
+        features, labels, attack_types = test_features, test_labels, test_attacks
+    else:
+        # the fine-tuned VGG-Face is 0.6 GB per run, so runs are not cached; each starts from the loaded weights
+        fine_tuned = copy.deepcopy(loaded.model)
+        with deterministic_torch():
+            result = train_head(Frames(train), geometry, seed, backbone=fine_tuned)
+        fine_tuned.eval()
+        frames = Frames(test)
+        with torch.no_grad(), deterministic_torch():
+            features = torch.cat([fine_tuned(frames[range(start, min(start + 64, len(frames)))]).cpu()
+                                  for start in range(0, len(frames), 64)])
+        result["state"] = {key: value.cpu() for key, value in result["state"].items()}
+        labels = frames.labels
+        attack_types = np.where(labels == 1, "spoof", "live")
+    return {**result, "features": features, "labels": labels, "attacks": attack_types,
+            "scores": spoof_scores(result, geometry, features)}
 
 
 # %% [markdown]
@@ -394,24 +477,25 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
 
 # %%
 METHODS = {"Hyp-OC": "hyperbolic", "Euclidean one-class": "euclidean"}
-model_name = models[0][0]
-rows, losses, scores = [], {}, {}
-for seed in seeds:
-    for method, geometry in METHODS.items():
-        result = trained_head(train_features, geometry, seed, train_set.fingerprint())
-        losses[method, seed] = result["epoch_losses"]
-        scores[method, seed] = spoof_scores(result, geometry, test_features)
-        for attack in ["all", *attacks]:
-            keep = np.ones(len(test_labels), bool) if attack == "all" else np.isin(test_attacks, ["live", attack])
-            for metric, function in (("HTER", hter), ("AUC", auc)):
-                rows.append({"model": model_name, "dataset": "toy-spoof", "attack": attack, "method": method,
-                             "metric": metric, "seed": seed,
-                             "value": function(scores[method, seed][keep], test_labels[keep])})
-for metric, value in (("HTER", 50.0), ("AUC", 0.5)):  # a detector that ignores the image
-    rows += [{"model": model_name, "dataset": "toy-spoof", "attack": attack, "method": "chance", "metric": metric,
-              "value": value} for attack in ["all", *attacks]]
+rows, runs = [], {}
+for name in tasks:
+    for seed in seeds:
+        for method, geometry in METHODS.items():
+            result = runs[name, method, seed] = run(name, geometry, seed)
+            for attack in ["all", *attacks]:
+                keep = (np.ones(len(result["labels"]), bool) if attack == "all"
+                        else np.isin(result["attacks"], ["live", attack]))
+                for metric, function in (("HTER", hter), ("AUC", auc)):
+                    rows.append({"model": model_name, "dataset": name, "attack": attack, "method": method,
+                                 "metric": metric, "seed": seed,
+                                 "value": function(result["scores"][keep], result["labels"][keep])})
+for name in tasks:
+    for metric, value in (("HTER", 50.0), ("AUC", 0.5)):  # a detector that ignores the image
+        rows += [{"model": model_name, "dataset": name, "attack": attack, "method": "chance", "metric": metric,
+                  "value": value} for attack in ["all", *attacks]]
 rows = pd.DataFrame(rows)
-table = (rows[rows.method != "chance"].groupby(["metric", "attack", "method"], sort=False).value
+by = "attack" if len(tasks) == 1 else "dataset"  # toy attacks in one task, or the FAS sets (attack "all")
+table = (rows[rows.method != "chance"].groupby(["metric", by, "method"], sort=False).value
          .agg(["mean", "std"]).round(3).unstack("method"))
 table
 
@@ -419,13 +503,14 @@ table
 sns.set_theme(style="whitegrid")
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
 for axis, metric in zip(axes[:2], ("HTER", "AUC")):
-    sns.pointplot(rows[(rows.metric == metric) & (rows.method != "chance")], x="attack", y="value", hue="method",
-                  order=["all", *attacks], errorbar=("ci", 95), dodge=0.3, linestyle="none", ax=axis)
+    sns.pointplot(rows[(rows.metric == metric) & (rows.method != "chance")], x=by, y="value", hue="method",
+                  order=["all", *attacks] if by == "attack" else list(tasks), errorbar=("ci", 95), dodge=0.3,
+                  linestyle="none", ax=axis)
     axis.axhline(50.0 if metric == "HTER" else 0.5, color="grey", linestyle=":", label="chance")
-    axis.set(title=f"{metric} per attack (seeds {', '.join(map(str, seeds))})", xlabel="", ylabel=metric)
-for (method, seed), curve in losses.items():
-    axes[2].plot(range(1, epochs + 1), curve, color="C0" if method == "Hyp-OC" else "C1",
-                 label=method if seed == seeds[0] else None)
+    axis.set(title=f"{metric} per {by} (seeds {', '.join(map(str, seeds))})", xlabel="", ylabel=metric)
+for (name, method, seed), result in runs.items():
+    axes[2].plot(range(1, epochs + 1), result["epoch_losses"], color="C0" if method == "Hyp-OC" else "C1",
+                 label=method if seed == seeds[0] and name == next(iter(tasks)) else None)
 axes[2].set(title="training loss (mean per epoch)", xlabel="epoch", ylabel="loss")
 axes[2].legend()
 fig.tight_layout()
@@ -491,15 +576,16 @@ with torch.no_grad():
 assert checks["MLR logit on its gyroplane"] < 1e-4, checks  # exact but for pmath's 1e-5 Möbius epsilon
 assert checks["MLR c→0 vs 4⟨x−p, a⟩ (max rel diff)"] < 1e-3, checks
 
-scores_all = scores["Hyp-OC", seeds[0]]
 checks["AUC: ranks vs sklearn (max abs diff)"] = max(
-    abs(auc(scores[key], test_labels) - roc_auc_score(test_labels, scores[key])) for key in scores)
+    abs(auc(result["scores"], result["labels"]) - roc_auc_score(result["labels"], result["scores"]))
+    for result in runs.values())
 assert checks["AUC: ranks vs sklearn (max abs diff)"] < 1e-9, checks
 
+first = runs[next(iter(tasks)), "Hyp-OC", seeds[0]]
 head = OneClassHead(feature_dimension, "hyperbolic")
-head.load_state_dict(trained_head(train_features, "hyperbolic", seeds[0], train_set.fingerprint())["state"])
+head.load_state_dict(first["state"])
 with torch.no_grad():
-    live_embedded = head(test_features[test_labels == 0])[0].double()
+    live_embedded = head(first["features"][first["labels"] == 0])[0].double()
     half = len(live_embedded) // 2
     code, standard = (hyperbolic_distance_code(live_embedded[:half], live_embedded[half:2 * half], curvature),
                       poincare_distance(live_embedded[:half], live_embedded[half:2 * half], curvature))
@@ -563,17 +649,23 @@ CLAIMS = [
 
 # %%
 best_auc = max(rows[(rows.metric == "AUC") & (rows.attack == "all") & (rows.method == m)].value.mean() for m in METHODS)
+losses = {key if len(tasks) > 1 else key[1:]: result["epoch_losses"] for key, result in runs.items()}
 loss_fell = {key: curve[-1] < curve[0] for key, curve in losses.items()}
 preconditions = [
     claims.at_least("features-separate-attacks", "overall AUC of the better one-class method (mean over seeds)",
                     best_auc, 0.6),
     claims.fact("training-loss-fell", "every run's training loss fell (last epoch below the first)",
                 all(loss_fell.values()),
-                "; ".join(f"{m} seed {s}: {losses[m, s][0]:.3f} → {losses[m, s][-1]:.3f}" for m, s in losses)),
+                "; ".join(f"{' '.join(map(str, key[:-1]))} seed {key[-1]}: {curve[0]:.3f} → {curve[-1]:.3f}"
+                          for key, curve in losses.items())),
 ]
 clipbook.record(session, rows=rows, claims=CLAIMS, reported=REPORTED, preconditions=preconditions,
-                notes=f"offline: frozen {model_name} image embeddings ({feature_dimension}-d) stand in for VGG-Face "
-                      f"fc6; {epochs} epochs over {train_images} live images at lr {learning_rate} (official: 60 "
-                      "epochs at 1e-6 with conv5/fc6 fine-tuned); Hyp-PC uses the code's atan; HTER threshold at the "
-                      "EER of the evaluated set (statistics.py); heads evaluated after the last epoch (train.py keeps "
-                      "the epoch with the best test HTER).")
+                notes=(f"offline: frozen {model_name} image embeddings ({feature_dimension}-d) stand in for VGG-Face "
+                       f"fc6; {epochs} epochs over {train_images} live images at lr {learning_rate} (official: 60 "
+                       "epochs at 1e-6 with conv5/fc6 fine-tuned)" if backbone == "clip" else
+                       f"VGG-Face fc6 ({feature_dimension}-d), conv5_x and fc6 fine-tuned, {epochs} epochs at lr "
+                       f"{learning_rate}, head {feature_dimension}→{'→'.join(map(str, head_widths))}→128, frames "
+                       f"{'all' if not max_frames else f'capped at {max_frames} per split'}")
+                      + "; Hyp-PC uses the code's atan; HTER threshold at the EER of the evaluated set "
+                      "(statistics.py); heads evaluated after the last epoch (train.py keeps the epoch with the best "
+                      "test HTER).")

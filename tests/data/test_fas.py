@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from clipbook.data import registry
@@ -42,3 +43,36 @@ def test_oulu_training_split_keeps_live_videos(tmp_path):
     data = registry.load_dataset("oulu_npu", "train", root=tmp_path)
     assert data.relative_paths == ["OULU_NPU/Train_frames/1_1_01_1/0.png", "OULU_NPU/Train_frames/1_1_01_1/1.png"]
     assert data.labels.tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("name", sorted(FAS_DATASETS))
+def test_fake_layout_round_trips_through_the_loader(name, tmp_path):
+    from clipbook.data import fake_layouts
+
+    size = fake_layouts.LayoutSize(images_per_class={"train": 3, "val": 2, "test": 2})
+    fake_layouts.write_layout(name, tmp_path, size)
+    config = FAS_DATASETS[name]
+    assert (tmp_path / "hyp-oc" / "datasets" / config["folder"]).is_dir()
+    for split, split_file in config["splits"].items():
+        assert (tmp_path / "hyp-oc" / "data" / config["folder"] / split_file).is_file()
+        data = registry.load_dataset(name, split, root=tmp_path)
+        counts = np.bincount(data.labels, minlength=2).tolist()
+        if split == "train":
+            assert counts[1] == 0 and counts[0] > 0  # one-class training: live frames only
+        else:
+            assert counts[0] > 0 and counts[1] > 0
+        image, label = data[len(data) - 1]
+        assert image.mode == "RGB" and label in (0, 1)
+    if config["folder"] != "OULU_NPU":  # the official CSV header
+        first = (tmp_path / "hyp-oc" / "data" / config["folder"] / config["splits"]["train"]).read_text().splitlines()
+        assert first[0] == "path,label" and first[1].startswith(f"{config['folder']}/")
+
+
+def test_fake_layout_is_replaced_whole(tmp_path):
+    from clipbook.data import fake_layouts
+
+    fake_layouts.write_layout("replay_attack", tmp_path)
+    stale = tmp_path / "hyp-oc" / "data" / "ReplayAttack" / "stale.csv"
+    stale.write_text("path,label\n")
+    fake_layouts.write_layout("replay_attack", tmp_path)
+    assert not stale.exists()
