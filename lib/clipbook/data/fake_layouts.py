@@ -276,6 +276,46 @@ def _write_caps_support_set(name: str, config: dict, root: Path, size: LayoutSiz
         (class_dir / "updated_data.json").write_text(json.dumps(entries, indent=1))
 
 
+def _write_fas(name: str, config: dict, root: Path, size: LayoutSize) -> None:
+    """Hyp-OC's layout (`fas.py`): frames under hyp-oc/datasets/<folder>, split files under hyp-oc/data/<folder>.
+
+    A CSV split is `path,label` rows (label 0 live, 1 spoof); the training CSVs of the official `data/` hold live
+    frames only. OULU-NPU lists `+1,<video>` / `-1,<video>` in its protocol files, each video a folder of frames.
+    `images_per_class[split]` frames per label (two per video for OULU-NPU)."""
+    from clipbook.data import fas
+
+    images, splits = root / fas.FOLDER / "datasets", root / fas.FOLDER / "data" / config["folder"]
+    oulu = config["folder"] == "OULU_NPU"
+    for split, split_file in config["splits"].items():
+        path = splits / split_file
+        if path.exists():  # val and test share one file in four of the five sets
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        labels = (0,) if split == "train" and not oulu else (0, 1)
+        count = _image_count(size, split)
+        if oulu:
+            lines = []
+            for label in (0, 1):  # the training protocol lists attacks too; the loader keeps the live videos
+                for video_index in range(max(1, count // 2)):
+                    video = f"1_1_{video_index + 1:02d}_{1 if label == 0 else 2}"
+                    for frame in range(2):
+                        relative = f"OULU_NPU/{fas._OULU_FRAMES[split]}/{video}/{frame}.png"
+                        write_image(images / relative, f"{name}/{relative}")
+                    lines.append(f"{'+1' if label == 0 else '-1'},{video}\n")
+            path.write_text("".join(lines))
+            continue
+        rows = []
+        for label in labels:
+            for index in range(count):
+                relative = f"{config['folder']}/{split}_frames/{('real', 'attack')[label]}/video_{index:02d}_frame_0.png"
+                write_image(images / relative, f"{name}/{relative}")
+                rows.append((relative, label))
+        with open(path, "w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["path", "label"])
+            writer.writerows(rows)
+
+
 # files beside a dataset's images that a notebook's paper path reads from the same clone or another tool's output
 EXTRA_WRITERS = {"qe_genai_pan": _write_qe_genai_stored_predictions,
                  **{name: _write_caps_support_set for name, config in registry.DATASETS.items()
@@ -294,6 +334,7 @@ WRITERS = {
     "prompt-images": _write_prompt_images,
     "chest-xray": _write_chest_xray,
     "cue-conflict": cue_conflict.write_fake_layout,
+    "fas": _write_fas,
 }
 
 
@@ -303,7 +344,14 @@ def fakeable_datasets() -> list[str]:
 
 
 def _dataset_folder(config: dict, root: Path) -> Path:
+    if config["kind"] == "fas":  # frames and split files live in two trees under hyp-oc/ (fas.py)
+        return root / "hyp-oc" / "datasets" / config["folder"]
     return root / config["folder"]
+
+
+def _extra_folders(config: dict, root: Path) -> list[Path]:
+    """Folders beside `_dataset_folder` that a layout also writes (replaced with it)."""
+    return [root / "hyp-oc" / "data" / config["folder"]] if config["kind"] == "fas" else []
 
 
 def write_layout(name: str, root: str | os.PathLike, size: LayoutSize = DEFAULT_SIZE) -> Path:
@@ -322,8 +370,9 @@ def write_layout(name: str, root: str | os.PathLike, size: LayoutSize = DEFAULT_
         raise ValueError(f"dataset {name!r} (kind {config['kind']!r}) is not read from the data root, so it has no "
                          f"fake layout; fakeable: {', '.join(fakeable_datasets())}")
     folder = _dataset_folder(config, Path(root))
-    if folder.exists():
-        shutil.rmtree(folder)
+    for stale in (folder, *_extra_folders(config, Path(root))):
+        if stale.exists():
+            shutil.rmtree(stale)
     folder.mkdir(parents=True)
     WRITERS[config["kind"]](name, config, Path(root), size)
     if name in EXTRA_WRITERS:
