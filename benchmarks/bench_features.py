@@ -2,7 +2,7 @@
 
     python benchmarks/bench_features.py                 # features only
     python benchmarks/bench_features.py --batch         # plus the offline batch, cold and warm, per notebook
-    python benchmarks/bench_features.py --pretrain      # plus the cold start (both tiny models from scratch)
+    python benchmarks/bench_features.py --pretrain      # plus the cold start (the three tiny models from scratch)
 
 Same model (the tiny CLIP), same data (the toy world's test split), same thread count. "bare" is the
 floor: `model.encode_image` over tensors already decoded, transformed and stacked in memory; the
@@ -63,13 +63,15 @@ def bench_features(split: str = "test") -> dict:
 
 
 def bench_pretraining() -> dict:
-    """Cold start: the tiny CLIP and the tiny self-supervised ViT trained from scratch in an empty cache, each in a
-    fresh process (as a first `invoke batch` does)."""
+    """Cold start: the tiny CLIP, the tiny self-supervised ViT and the tiny supervised classifier trained from scratch
+    in an empty cache, each in a fresh process (as a first `invoke batch` does)."""
     timings = {}
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "CLIPBOOK_CACHE": cache}
         for label, module, build in (("tiny_clip", "clipbook.models.tiny_clip", "tiny_clip_checkpoint"),
-                                     ("tiny_ssl", "clipbook.models.tiny_ssl", "tiny_ssl_checkpoint")):
+                                     ("tiny_ssl", "clipbook.models.tiny_ssl", "tiny_ssl_checkpoint"),
+                                     ("tiny_supervised", "clipbook.models.tiny_supervised",
+                                      "tiny_supervised_checkpoint")):
             start = time.perf_counter()
             subprocess.run([sys.executable, "-c", f"import {module} as m; m.{build}(show_progress=False)"],
                            cwd=ROOT, env=env, check=True)
@@ -106,7 +108,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", action="store_true", help="also time the offline batch (minutes)")
     parser.add_argument("--pretrain", action="store_true",
-                        help="also time the cold start: both tiny models trained from scratch (minutes)")
+                        help="also time the cold start: the three tiny models trained from scratch (minutes)")
     args = parser.parse_args()
     os.environ.setdefault("CLIPBOOK_PROGRESS", "0")
     results = bench_features()

@@ -91,6 +91,8 @@ def test_shared_artifacts_come_from_each_notebooks_declaration():
     real = {path.stem: path for path in (ROOT / "notebooks").glob("*.ipynb")}
     assert runner.shared_artifacts_needed([real["gda"]]) == ["tiny-clip"]
     assert runner.shared_artifacts_needed([real["gda"], real["nola"]]) == ["tiny-clip", "tiny-ssl"]
+    assert runner.shared_artifacts_needed([real["holistic-robustness"], real["nola"]]) == [
+        "tiny-clip", "tiny-ssl", "tiny-supervised"]
     assert runner.shared_artifacts_needed([]) == []
 
 

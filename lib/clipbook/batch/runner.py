@@ -263,6 +263,8 @@ SHARED_ARTIFACTS: dict[str, dict] = {
     "tiny-clip": {"module": "clipbook.models.tiny_clip", "build": "tiny_clip_checkpoint", "title": "tiny CLIP"},
     "tiny-ssl": {"module": "clipbook.models.tiny_ssl", "build": "tiny_ssl_checkpoint",
                  "title": "tiny self-supervised encoder"},
+    "tiny-supervised": {"module": "clipbook.models.tiny_supervised", "build": "tiny_supervised_checkpoint",
+                        "title": "tiny supervised classifier"},
 }
 
 
@@ -273,9 +275,9 @@ def shared_artifacts_needed(notebooks: list[Path]) -> list[str]:
 
 
 def prepare_shared_artifacts(profile: str, notebooks: list[Path], log) -> None:
-    """Build what the selected offline notebooks share (the tiny CLIP; the tiny self-supervised encoder
-    if one of them needs it) once, in this process, with a visible progress bar, instead of inside the
-    first kernel while the others wait on its lock."""
+    """Build what the selected offline notebooks share (the tiny CLIP; the tiny self-supervised encoder or the
+    tiny supervised classifier if one of them needs it) once, in this process, with a visible progress bar,
+    instead of inside the first kernel while the others wait on its lock."""
     if profile in REHEARSAL_PROFILES:  # written here once, rather than by the first kernel while the others wait
         from clipbook.data import fake_layouts
 

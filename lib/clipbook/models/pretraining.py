@@ -1,5 +1,6 @@
-"""What the library's own pretrained models (the tiny CLIP, the tiny self-supervised encoder) share: each is
-trained on the toy world on first use and cached as a checkpoint keyed by everything that determines it."""
+"""What the library's own pretrained models (the tiny CLIP, the tiny self-supervised encoder, the tiny supervised
+classifier) share: each is trained on the toy world on first use and cached as a checkpoint keyed by everything
+that determines it."""
 from __future__ import annotations
 
 from typing import Callable
@@ -19,11 +20,13 @@ def checkpoint_key(name: str, config: dict, recipe: dict) -> str:
 def toyworld_checkpoint(name: str, config: dict, recipe: dict, pretrain: Callable[..., dict], *, what: str,
                         show_progress: bool) -> str:
     """Path of `name`'s checkpoint for this full recipe, running `pretrain(recipe, show_progress=...)` on first use
-    (under a file lock, written atomically; an unreadable file is moved aside and rebuilt)."""
+    (under a file lock, written atomically; an unreadable file is moved aside and rebuilt). `pretrain` returns at
+    least "state_dict", "loss" and "recipe"; further entries (plain values, e.g. the number of training images) are
+    stored with them."""
     key = checkpoint_key(name, config, recipe)
 
     def build() -> dict:
         result = pretrain(recipe, show_progress=show_progress)
-        return {"state_dict": result["state_dict"], "loss": result["loss"], "recipe": result["recipe"], "key": key}
+        return {**result, "key": key}
 
     return cached_checkpoint(cache_dir("checkpoints") / f"{name}-{key}.pt", build, what=what)

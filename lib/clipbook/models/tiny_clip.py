@@ -85,7 +85,7 @@ def pretrain(recipe: dict | None = None, *, show_progress: bool = True) -> dict:
     register_tiny_configs()
     with deterministic_torch():
         seed_everything(recipe["seed"])
-        with _quiet_open_clip():  # it warns that a fresh model has no pretrained weights: that is the point
+        with quiet_open_clip():  # it warns that a fresh model has no pretrained weights: that is the point
             model = open_clip.create_model(TINY_CLIP_NAME, pretrained=None)
         tokenizer = open_clip.get_tokenizer(TINY_CLIP_NAME)
         images, _ = toy_splits.render_split(recipe["split"])
@@ -113,7 +113,7 @@ def pretrain(recipe: dict | None = None, *, show_progress: bool = True) -> dict:
             b = step % steps_per_epoch
             idx = order[b * bs:(b + 1) * bs]
             for group in optimizer.param_groups:
-                group["lr"] = _cosine_lr(step, total, recipe["lr"], recipe["warmup_steps"])
+                group["lr"] = cosine_lr(step, total, recipe["lr"], recipe["warmup_steps"])
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=recipe["bf16"]):
                 image_features, text_features, logit_scale = model(pixels[idx], tokens[idx])[:3]
             loss = loss_fn(image_features.float(), text_features.float(), logit_scale)
@@ -131,7 +131,8 @@ def pretrain(recipe: dict | None = None, *, show_progress: bool = True) -> dict:
 
 
 @contextmanager
-def _quiet_open_clip():
+def quiet_open_clip():
+    """Silence open_clip's log while a model is built without pretrained weights (it warns about exactly that)."""
     logger = logging.getLogger()
     level = logger.level
     logger.setLevel(logging.ERROR)
@@ -141,7 +142,9 @@ def _quiet_open_clip():
         logger.setLevel(level)
 
 
-def _cosine_lr(step: int, total: int, base_lr: float, warmup: int) -> float:
+def cosine_lr(step: int, total: int, base_lr: float, warmup: int) -> float:
+    """Learning rate at `step` of `total`: linear warm-up to `base_lr` over `warmup` steps, then cosine decay to 0
+    (open_clip's training/scheduler.py `cosine_lr`, per step)."""
     if step < warmup:
         return base_lr * (step + 1) / warmup
     progress_ = (step - warmup) / max(1, total - warmup)
