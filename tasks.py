@@ -13,7 +13,7 @@ from invoke import task
 ROOT = Path(__file__).resolve().parent
 # Two stages: the unit tests (fast, fail early), then nbval re-executing every notebook and comparing its
 # outputs. Each notebook's cells share a time budget (NOTEBOOK_BUDGET_S in conftest.py).
-UNIT_TEST_COMMAND = "pytest tests -p no:randomly"
+UNIT_TEST_COMMAND = "pytest tests -p no:randomly --durations=25"  # the slowest tests, for the time budgets
 NOTEBOOK_TEST_COMMAND = ("pytest notebooks --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg "
                          "--nbval-cell-timeout=600 -p no:randomly")
 
