@@ -6,6 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -118,7 +119,7 @@ def setting_name(kind: str, authorised: str, unauthorised: str) -> str:
 # ## Domains: held-out splits, fixed pools, the repo's watermark
 #
 # A domain with train/test splits (the toy suite) uses them. A folder dataset (Office-31/-Home: one folder per
-# domain, split "all") holds every fifth image of each class out for evaluation. Training and evaluation use fixed
+# domain, split "all") holds every fifth image of each class (the 1st, 6th, … in file order) out. Training and evaluation use fixed
 # pools of images per class (the first of a seed-0 permutation), the same for every seed; the seeds change the
 # projectors' initialisation and the batch order. The ownership setting's unauthorised domain is the authorised one
 # with `Ownership/dassl/data/data_manager.py`'s `DatasetWrapper_watermark._add_watermark`: every pixel in an even row
@@ -138,7 +139,7 @@ def domain_split(name: str, split: str):
         rank = np.zeros(len(labels), dtype=int)  # position of each image within its class (sorted file order)
         for label in np.unique(labels):
             rank[labels == label] = np.arange(int((labels == label).sum()))
-        indices = np.flatnonzero((rank % 5 == 4) == (split == "test"))
+        indices = np.flatnonzero((rank % 5 == 0) == (split == "test"))
     return dataset, indices, np.asarray(dataset.labels)[indices]
 
 
@@ -666,7 +667,7 @@ probe = {"ce_s": torch.tensor(1.0, requires_grad=True), "ce_t": torch.tensor(2.0
          "ce_is": torch.tensor(1.5), "ce_it": torch.tensor(1.5), "mse": torch.tensor(0.2),
          "entropy": torch.tensor(1.0), "kl": torch.tensor(0.1)}
 ipclip_loss(probe).backward()
-beyond = {**probe, "ce_t": torch.tensor(7.0, requires_grad=True)}
+beyond = {**probe, "ce_s": torch.tensor(1.0), "ce_t": torch.tensor(7.0, requires_grad=True)}
 ipclip_loss(beyond).backward()
 signs = {"dL/dCE_s": float(probe["ce_s"].grad), "dL/dCE_t": float(probe["ce_t"].grad),
          "dL/dCE_t beyond the clamp": float(beyond["ce_t"].grad)}
