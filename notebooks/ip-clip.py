@@ -639,7 +639,7 @@ logs = pd.DataFrame(logs)
 METHODS = ["zero-shot CLIP", "CoOp", "IP-CLIP"]
 table = (rows.groupby(["setting", "role", "method"], sort=False)["value"]
          .agg(lambda v: f"{v.mean():.1f} ± {v.std():.1f}" if len(v) > 1 else f"{v.mean():.1f}")
-         .unstack("method")[METHODS])
+         .unstack("method").reindex(columns=METHODS))  # no IP-CLIP column when no setting was trained
 table
 
 # %%
