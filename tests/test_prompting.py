@@ -146,3 +146,21 @@ def test_learning_rate_follows_dassl_constant_warmup_then_cosine():
 def test_unsupported_text_towers_are_refused():
     with pytest.raises(TypeError, match="open_clip text transformer"):
         prompting.text_tower(torch.nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize("position", prompting.CLASS_TOKEN_POSITIONS)
+def test_per_image_contexts_match_one_learner_per_image(tiny, position):
+    """IP-CLIP / CoCoOp-style contexts: image b's prompts are those of a learner whose ctx is image b's context."""
+    learner = prompting.PromptLearner(tiny, CLASSNAMES, n_ctx=5, class_token_position=position,
+                                      generator=torch.Generator().manual_seed(0))
+    contexts = torch.randn(3, 5, learner.ctx.shape[-1], generator=torch.Generator().manual_seed(1)) * 0.02
+    with torch.no_grad():
+        batched = learner.per_image_text_features(contexts)
+        assert learner.prompt_embeddings(contexts).shape[:2] == (3, len(CLASSNAMES))
+        for b in range(3):
+            single = copy.deepcopy(learner)
+            single.load_context(contexts[b])
+            torch.testing.assert_close(batched[b], single(), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(learner.prompt_embeddings(None), learner.prompt_embeddings())
+    with pytest.raises(ValueError, match=r"\(B, 5, "):
+        learner.prompt_embeddings(torch.zeros(2, 4, learner.ctx.shape[-1]))

@@ -200,9 +200,27 @@ class PromptLearner(nn.Module):
         # the class token moves but the length does not, so the EOT stays where the "end" prompt has it
         self.register_buffer("eot_index", eot_positions(model, tokens), persistent=False)
 
-    def prompt_embeddings(self) -> torch.Tensor:
-        """The K prompts as token embeddings (K, L, width), context in place."""
-        ctx = self.ctx if self.ctx.dim() == 3 else self.ctx.unsqueeze(0).expand(self.n_cls, -1, -1)
+    def prompt_embeddings(self, ctx: torch.Tensor | None = None) -> torch.Tensor:
+        """The K prompts as token embeddings (K, L, width), context in place.
+
+        Args:
+            ctx: a context to use instead of the learned `ctx`: (M, width) or (K, M, width) gives (K, L, width);
+                a batch of per-image contexts (B, M, width), as the conditional prompt learners build from image
+                features (CoCoOp's meta-net, IP-CLIP's projectors), gives (B, K, L, width): image b's context with
+                every class name. For a unified learner a 3-D `ctx` is read as such a batch.
+        """
+        if ctx is not None and ctx.dim() == 3 and not self.class_specific:
+            if ctx.shape[1:] != (self.n_ctx, self.token_prefix.shape[-1]):
+                raise ValueError(f"per-image contexts must be (B, {self.n_ctx}, {self.token_prefix.shape[-1]}), "
+                                 f"got {tuple(ctx.shape)}")
+            if self.class_token_position == "end":  # one concatenation for the whole batch
+                batch, (n_cls, _, width) = ctx.shape[0], self.token_prefix.shape
+                return torch.cat([self.token_prefix.unsqueeze(0).expand(batch, -1, -1, -1),
+                                  ctx.unsqueeze(1).expand(-1, n_cls, -1, -1),
+                                  self.token_suffix.unsqueeze(0).expand(batch, -1, -1, -1)], dim=2)
+            return torch.stack([self.prompt_embeddings(one) for one in ctx])
+        ctx = self.ctx if ctx is None else ctx
+        ctx = ctx if ctx.dim() == 3 else ctx.unsqueeze(0).expand(self.n_cls, -1, -1)
         prefix, suffix = self.token_prefix, self.token_suffix
         if self.class_token_position == "end":
             return torch.cat([prefix, ctx, suffix], dim=1)
@@ -220,6 +238,19 @@ class PromptLearner(nn.Module):
     def forward(self) -> torch.Tensor:
         """Text features (K, D) of the K prompts, unnormalised."""
         return encode_token_embeddings(self.loaded.model, self.prompt_embeddings(), self.eot_index)
+
+    def per_image_text_features(self, ctx: torch.Tensor) -> torch.Tensor:
+        """Text features (B, K, D), unnormalised, of every class prompt under each image's own context.
+
+        Args:
+            ctx: (B, M, width) per-image contexts (see `prompt_embeddings`); unified learners only.
+        """
+        if self.class_specific:
+            raise ValueError("per-image contexts need a unified learner (class_specific=False)")
+        embeddings = self.prompt_embeddings(ctx)
+        batch, n_cls = embeddings.shape[:2]
+        features = encode_token_embeddings(self.loaded.model, embeddings.flatten(0, 1), self.eot_index.repeat(batch))
+        return features.view(batch, n_cls, -1)
 
     @torch.no_grad()
     def load_context(self, ctx: torch.Tensor) -> None:

@@ -93,3 +93,19 @@ def test_registry_lists_the_folder_datasets():
     assert registry.DATASETS["textile_sts"]["kind"] == "packaged"
     assert registry.DATASETS["qe_genai_microstructure"]["classes"][0] == "Uniform"
     assert len(registry.DATASETS["qe_genai_microstructure"]["classes"]) == 10
+
+
+def test_office_domains_read_dassls_layout_and_say_where_to_get_them(tmp_path):
+    from clipbook.data import fake_layouts
+
+    assert len(registry.DATASETS["office31_amazon"]["classes"]) == 31
+    assert len(registry.DATASETS["officehome_clipart"]["classes"]) == 65
+    with pytest.raises(registry.MissingDatasetError) as error:
+        registry.load_dataset("office31_webcam", "all", root=tmp_path)
+    assert str(tmp_path / "office31" / "webcam") in str(error.value) and "opendatalab" in str(error.value)
+    with pytest.raises(registry.MissingDatasetError, match="research and educational use only"):
+        registry.load_dataset("officehome_art", "all", root=tmp_path)
+    fake_layouts.write_layout("office31_amazon", tmp_path)
+    amazon = registry.load_dataset("office31_amazon", "all", root=tmp_path)
+    assert amazon.relative_paths[0].startswith("office31/amazon/back_pack/")
+    assert amazon.labels.tolist() == sorted(amazon.labels.tolist()) and int(amazon.labels.max()) == 30

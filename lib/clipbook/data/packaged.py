@@ -10,6 +10,7 @@ Two kinds, differing only in where the folders are:
 - kind "image-folder": real data the user provides under the data root ($CLIPBOOK_DATA, default ~/data).
 
       load_dataset("qe_genai_pan", "test")    # $CLIPBOOK_DATA/qe_genai/data/pan_images/test/<class>/*
+      load_dataset("office31_amazon", "all")  # $CLIPBOOK_DATA/office31/amazon/<class>/* (a domain-adaptation domain)
 
 A config names the split folders (`splits`: split name -> sub-folder, "" for the folder itself) and the
 class folders in label order (`classes`), so label 0 is the nominal class whatever the folders sort to.
@@ -39,6 +40,45 @@ def _qe_genai_config(title: str, folder: str, classes: list[str], splits: dict[s
             "splits": splits, "template": "a photo of a {}.",
             "source": f"git clone {QE_GENAI_REPO} into the data root (about 320 MB; MIT, pipe_staple CC BY-NC-SA 4.0)"}
 
+
+# The domain-adaptation benchmarks in Dassl's layout (Dassl.pytorch DATASETS.md; `da/office31.py`, `da/office_home.py`),
+# which the CLIP domain papers (AD-CLIP, IP-CLIP) read: one folder per domain, one sub-folder per class, labels in
+# sorted folder order. Each domain is one dataset with a single split "all" (Dassl trains and tests on whole domains;
+# a notebook that wants held-out images splits them itself).
+OFFICE31_CLASSES = sorted([
+    "back_pack", "bike", "bike_helmet", "bookcase", "bottle", "calculator", "desk_chair", "desk_lamp",
+    "desktop_computer", "file_cabinet", "headphones", "keyboard", "laptop_computer", "letter_tray", "mobile_phone",
+    "monitor", "mouse", "mug", "paper_notebook", "pen", "phone", "printer", "projector", "punchers", "ring_binder",
+    "ruler", "scissors", "speaker", "stapler", "tape_dispenser", "trash_can"])
+OFFICE_HOME_CLASSES = sorted([
+    "Alarm_Clock", "Backpack", "Batteries", "Bed", "Bike", "Bottle", "Bucket", "Calculator", "Calendar", "Candles",
+    "Chair", "Clipboards", "Computer", "Couch", "Curtains", "Desk_Lamp", "Drill", "Eraser", "Exit_Sign", "Fan",
+    "File_Cabinet", "Flipflops", "Flowers", "Folder", "Fork", "Glasses", "Hammer", "Helmet", "Kettle", "Keyboard",
+    "Knives", "Lamp_Shade", "Laptop", "Marker", "Monitor", "Mop", "Mouse", "Mug", "Notebook", "Oven", "Pan",
+    "Paper_Clip", "Pen", "Pencil", "Postit_Notes", "Printer", "Push_Pin", "Radio", "Refrigerator", "Ruler",
+    "Scissors", "Screwdriver", "Shelf", "Sink", "Sneakers", "Soda", "Speaker", "Spoon", "TV", "Table", "Telephone",
+    "ToothBrush", "Toys", "Trash_Can", "Webcam"])
+OFFICE31_SOURCE = ("Office-31 (Saenko et al., ECCV 2010): download it (e.g. https://opendatalab.com/OpenDataLab/Office-31, "
+                   "linked from the IP-CLIP README) and arrange it as Dassl does: office31/<amazon|dslr|webcam>/<class>/ "
+                   "(drop the original archive's images/ level)")
+OFFICE_HOME_SOURCE = ("Office-Home (Venkateswara et al., CVPR 2017; research and educational use only): download it from "
+                      "https://www.hemanthdv.org/officeHomeDataset.html and arrange it as Dassl does: "
+                      "office_home/<art|clipart|product|real_world>/<class>/ (the archive's Art, Clipart, Product and "
+                      "'Real World' folders, renamed)")
+
+
+def _domain_config(benchmark: str, folder: str, domain: str, classes: list[str], source: str) -> dict:
+    return {"kind": "image-folder", "title": f"{benchmark} {domain.replace('_', ' ')}", "folder": f"{folder}/{domain}",
+            "classes": classes, "splits": {"all": ""}, "template": "a photo of a {}.", "source": source}
+
+
+DOMAIN_DATASETS: dict[str, dict] = {
+    **{f"office31_{domain}": _domain_config("Office-31", "office31", domain, OFFICE31_CLASSES, OFFICE31_SOURCE)
+       for domain in ("amazon", "dslr", "webcam")},
+    **{f"officehome_{domain}": _domain_config("Office-Home", "office_home", domain, OFFICE_HOME_CLASSES,
+                                              OFFICE_HOME_SOURCE)
+       for domain in ("art", "clipart", "product", "real_world")},
+}
 
 PACKAGED_DATASETS: dict[str, dict] = {
     # Megahed et al. (2025) Exp. 3: stochastic textured surfaces simulated with the R package spc4sts
@@ -156,4 +196,4 @@ def load_folder_dataset(name: str, config: dict, split: str, root: str | os.Path
 
 for _kind in LOADERS:
     register_kind(_kind, load_folder_dataset)
-register_datasets({**PACKAGED_DATASETS, **IMAGE_FOLDER_DATASETS})
+register_datasets({**PACKAGED_DATASETS, **IMAGE_FOLDER_DATASETS, **DOMAIN_DATASETS})
