@@ -104,7 +104,7 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
 import clipbook
-from clipbook import claims
+from clipbook import claims, determinism
 from clipbook.cache import cached
 from clipbook.determinism import deterministic_torch, seed_everything
 from clipbook.features import image_features
@@ -394,7 +394,7 @@ def trained_head(features: torch.Tensor, geometry: str, seed: int, data_fingerpr
             "model": loaded.identity, "head_widths": head_widths, "epochs": epochs, "batch_size": batch_size,
             "learning_rate": learning_rate, "weight_decay": weight_decay, "alpha": alpha, "std_dev": std_dev, "curvature": curvature,
             "clip_r": clip_r, "gradient_clip": gradient_clip}
-    with deterministic_torch(threads=1):  # a small MLP: one thread is many times faster on a loaded machine
+    with deterministic_torch(threads=determinism.SMALL_WORK_THREADS):  # a small MLP: one thread is many times faster
         return cached("heads", spec, lambda: train_head(features, geometry, seed), name=f"hyp-oc-{geometry}-{seed}")
 
 
