@@ -90,7 +90,7 @@ from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 import clipbook
-from clipbook import claims, metrics
+from clipbook import claims, determinism, metrics
 from clipbook.data import registry
 from clipbook.evaluation import fairness
 from clipbook.features import image_features
@@ -224,7 +224,7 @@ def linear_probe(x_train, y_train, x_val, y_val) -> LogisticRegression:
     """The official 'lp' head's protocol: hyper-parameter chosen on validation AUC, refitted on train + validation."""
     def fit(x, y, inverse_l2):
         # one BLAS thread: these problems are small, and threads contending for busy cores made them 100x slower
-        with threadpool_limits(1):
+        with threadpool_limits(determinism.SMALL_WORK_THREADS):
             return LogisticRegression(C=inverse_l2, max_iter=2000).fit(x.astype(np.float64), y)
 
     scores = [_auc(y_val, fit(x_train, y_train, c).predict_proba(x_val)) for c in INVERSE_L2]
@@ -394,7 +394,7 @@ def attribute_prediction(features: np.ndarray, values: np.ndarray) -> dict:
     for view in ("full embedding", "PCA (2 components)"):
         x = features
         if view != "full embedding":
-            with threadpool_limits(1):
+            with threadpool_limits(determinism.SMALL_WORK_THREADS):
                 x = PCA(n_components=2, random_state=1907).fit(features[train]).transform(features)
         probe = linear_probe(x[train], y[train], x[val], y[val])
         result[view] = _auc(y[test], probe.predict_proba(x[test]))
