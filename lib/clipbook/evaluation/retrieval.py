@@ -1,0 +1,67 @@
+"""Image↔text retrieval: recall@K in both directions, with several captions per image.
+
+The definition is CLIP_benchmark's `zeroshot_retrieval.evaluate` (and that of the CLIP papers): a query counts
+as found at K when at least one of its matching items is among its K nearest. Text→image ("image retrieval")
+has one matching image per caption; image→text ("text retrieval") has all of the image's captions. The keys are
+CLIP_benchmark's, the values percentages. tests/evaluation/test_retrieval.py checks equality with CLIP_benchmark
+on the same features.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from clipbook.models.loader import LoadedModel
+
+
+def _checked(image_features, text_features, text_image) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    images = F.normalize(torch.as_tensor(image_features).float(), dim=-1)
+    texts = F.normalize(torch.as_tensor(text_features).float(), dim=-1)
+    owner = torch.as_tensor(np.asarray(text_image), dtype=torch.long)
+    if images.ndim != 2 or texts.ndim != 2 or images.shape[1] != texts.shape[1]:
+        raise ValueError(f"features must be (N, D) and (M, D) with the same D; got {tuple(images.shape)} and "
+                         f"{tuple(texts.shape)}")
+    if owner.shape != (len(texts),):
+        raise ValueError(f"text_image must give one image index per caption ({len(texts)}), got shape "
+                         f"{tuple(owner.shape)}")
+    if len(owner) and (owner.min() < 0 or owner.max() >= len(images)):
+        raise ValueError(f"text_image indexes images 0..{len(images) - 1}; got {int(owner.min())}..{int(owner.max())}")
+    return images, texts, owner
+
+
+def recall_at_k(image_features, text_features, text_image: Sequence[int], ks: Sequence[int] = (1, 5, 10)) -> dict:
+    """Recall@K (%) of text→image (`image_retrieval_recall@K`) and image→text (`text_retrieval_recall@K`).
+
+    Args:
+        image_features: (N, D) image embeddings (normalised here).
+        text_features: (M, D) caption embeddings (normalised here).
+        text_image: for each caption, the index of its image.
+        ks: the K values; a K larger than the gallery is clipped to it.
+    """
+    images, texts, owner = _checked(image_features, text_features, text_image)
+    scores = texts @ images.T  # (M captions, N images)
+    positive = torch.zeros_like(scores, dtype=torch.bool)
+    positive[torch.arange(len(texts)), owner] = True
+    # rank of the best-ranked match: a query is found at K when that rank < K; computed once for every K
+    text_to_image_rank = (scores > scores[torch.arange(len(texts)), owner][:, None]).sum(1)
+    best_caption_score = scores.masked_fill(~positive, float("-inf")).max(0).values  # per image
+    image_to_text_rank = (scores.T > best_caption_score[:, None]).sum(1)
+    metrics = {}
+    for k in ks:
+        if k < 1:
+            raise ValueError(f"recall@K needs K >= 1, got {k}")
+        metrics[f"image_retrieval_recall@{k}"] = float((text_to_image_rank < k).double().mean() * 100)
+        metrics[f"text_retrieval_recall@{k}"] = float((image_to_text_rank < k).double().mean() * 100)
+    return metrics
+
+
+def text_features(loaded: LoadedModel, texts: Sequence[str], *, batch_size: int = 512) -> torch.Tensor:
+    """L2-normalised text embeddings (M, D) on the CPU, in batches; the tokenizer truncates to the context."""
+    parts = [F.normalize(loaded.encode_text_prompts(list(texts[i:i + batch_size])).float().cpu(), dim=-1)
+             for i in range(0, len(texts), batch_size)]
+    if not parts:
+        raise ValueError("no texts to encode")
+    return torch.cat(parts)

@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+import torch
+from clip_benchmark.metrics import zeroshot_retrieval
+from clipbook.evaluation.retrieval import recall_at_k, text_features
+
+
+class _FeatureModel(torch.nn.Module):
+    """A 'model' whose images and texts are indices into given feature tables, for CLIP_benchmark."""
+
+    def __init__(self, image_table, text_table):
+        super().__init__()
+        self.image_table, self.text_table = image_table, text_table
+
+    def encode_image(self, indices):
+        return self.image_table[indices]
+
+    def encode_text(self, indices):
+        return self.text_table[indices]
+
+
+def _clip_benchmark(images, texts, captions_per_image, ks):
+    model = _FeatureModel(images, texts)
+    batches, j = [], 0
+    for start in range(0, len(images), 7):  # CLIP_benchmark's loader yields (images, list of caption lists)
+        idx = torch.arange(start, min(start + 7, len(images)))
+        caption_ids = []
+        for i in idx:
+            caption_ids.append(list(range(j, j + captions_per_image[int(i)])))
+            j += captions_per_image[int(i)]
+        batches.append((idx, caption_ids))
+    tokenizer = lambda ids: torch.as_tensor(ids)
+    return zeroshot_retrieval.evaluate(model, batches, tokenizer, "cpu", amp=False, recall_k_list=list(ks))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_recall_equals_clip_benchmark_on_the_same_features(seed):
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randn(40, 8, generator=generator)
+    per_image = torch.randint(1, 6, (40,), generator=generator).tolist()
+    owner = np.repeat(np.arange(40), per_image)
+    # captions near their image, noisy enough that retrieval is imperfect
+    texts = images[owner] + 1.2 * torch.randn(len(owner), 8, generator=generator)
+    ks = (1, 5, 10)
+    ours = recall_at_k(images, texts, owner, ks)
+    oracle = _clip_benchmark(images, texts, per_image, ks)
+    assert set(ours) == set(oracle)
+    for key in oracle:
+        assert ours[key] == pytest.approx(100 * oracle[key], abs=1e-4), key
+    assert 0 < ours["image_retrieval_recall@1"] < ours["image_retrieval_recall@10"] < 100
+
+
+def test_a_perfect_and_a_reversed_gallery():
+    images = torch.eye(4)
+    assert recall_at_k(images, images, [0, 1, 2, 3], ks=(1,)) == {"image_retrieval_recall@1": 100.0,
+                                                                   "text_retrieval_recall@1": 100.0}
+    # every caption is nearest to the wrong image: nothing at K=1, everything at K=2
+    texts = images[[1, 0, 3, 2]]
+    scores = recall_at_k(images, texts + 0.1 * images, [0, 1, 2, 3], ks=(1, 2))
+    assert scores["image_retrieval_recall@1"] == 0 and scores["image_retrieval_recall@2"] == 100
+
+
+def test_bad_shapes_and_indices_fail_with_their_reason():
+    with pytest.raises(ValueError, match="one image index per caption"):
+        recall_at_k(torch.randn(3, 4), torch.randn(5, 4), [0, 1, 2])
+    with pytest.raises(ValueError, match="indexes images 0..2"):
+        recall_at_k(torch.randn(3, 4), torch.randn(2, 4), [0, 3])
+    with pytest.raises(ValueError, match="same D"):
+        recall_at_k(torch.randn(3, 4), torch.randn(2, 5), [0, 1])
+
+
+def test_text_features_are_unit_rows_in_input_order(random_tiny_clip):
+    texts = ["a red circle.", "a blue square.", "a red circle."]
+    features = text_features(random_tiny_clip, texts, batch_size=2)
+    assert features.shape[0] == 3 and torch.allclose(features.norm(dim=-1), torch.ones(3), atol=1e-5)
+    assert torch.allclose(features[0], features[2], atol=1e-6)
