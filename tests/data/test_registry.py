@@ -23,13 +23,13 @@ def test_registry_depends_on_nothing_else_in_data():
 def test_a_new_kind_is_added_without_editing_the_registry(monkeypatch):
     monkeypatch.setattr(registry, "KINDS", dict(registry.KINDS))
     monkeypatch.setattr(registry, "DATASETS", dict(registry.DATASETS))
-    registry.register_kind("captions", lambda name, config, split, root: (name, split, config["n"]))
-    registry.register_datasets({"toy-captions": {"kind": "captions", "n": 3}})
+    registry.register_kind("pairs-for-this-test", lambda name, config, split, root: (name, split, config["n"]))
+    registry.register_datasets({"toy-captions": {"kind": "pairs-for-this-test", "n": 3}})
     assert registry.load_dataset("toy-captions", "test") == ("toy-captions", "test", 3)
     with pytest.raises(ValueError, match="register its kind"):
         registry.register_datasets({"x": {"kind": "nope"}})
     with pytest.raises(ValueError, match="already registered"):
-        registry.register_kind("captions", lambda *a: None)
+        registry.register_kind("pairs-for-this-test", lambda *a: None)
 
 
 def test_toy_dataset_yields_images_labels_masks_and_captions():
