@@ -637,17 +637,8 @@ REPORTED = [
 # ## Claims
 
 # %% tags=["claims"]
-from clipbook.claims import Claim, at_least
+from clipbook.claims import Claim
 
-final_losses = {seed: float(np.mean(losses[-50:])) for seed, (_, losses) in mappers.items()}
-first_losses = {seed: float(np.mean(losses[:50])) for seed, (_, losses) in mappers.items()}
-image_delta_hits = scored[scored["method"] == "DeltaEdit (image delta, reference)"]["target reached"].mean()
-PRECONDITIONS = [
-    at_least("mapper-loss-fell", "DeltaMapper's training loss fell (worst seed: first 50 steps minus last 50)",
-             min(first_losses[s] - final_losses[s] for s in seeds), 0.05),
-    at_least("mapper-learnt-image-deltas", "DeltaEdit driven by the image delta it was trained on reaches the "
-             "edited attribute's target (mean over seeds)", image_delta_hits, 50.0, unit=" %"),
-]
 CLAIMS = [
     Claim("deltaspace-retrieval", "Paired image and text deltas retrieve each other better than paired image and "
           "text features (DeltaSpace is aligned, CLIP space is not)", method="DeltaSpace", baseline="CLIP space",
@@ -665,5 +656,16 @@ CLAIMS = [
 ]
 
 # %%
+from clipbook.claims import at_least
+
+final_losses = {seed: float(np.mean(losses[-50:])) for seed, (_, losses) in mappers.items()}
+first_losses = {seed: float(np.mean(losses[:50])) for seed, (_, losses) in mappers.items()}
+image_delta_hits = scored[scored["method"] == "DeltaEdit (image delta, reference)"]["target reached"].mean()
+PRECONDITIONS = [
+    at_least("mapper-loss-fell", "DeltaMapper's training loss fell (worst seed: first 50 steps minus last 50)",
+             min(first_losses[s] - final_losses[s] for s in seeds), 0.05),
+    at_least("mapper-learnt-image-deltas", "DeltaEdit driven by the image delta it was trained on reaches the "
+             "edited attribute's target (mean over seeds)", image_delta_hits, 50.0, unit=" %"),
+]
 rows = pd.concat([pd.DataFrame(alignment_rows), edit_rows], ignore_index=True)
 clipbook.record(session, rows=rows, claims=CLAIMS, reported=REPORTED, preconditions=PRECONDITIONS)
