@@ -299,7 +299,7 @@ def released_long_clip() -> LoadedModel:
     merged = state["positional_embedding"].clone()
     merged[kept_positions:] = state.pop("positional_embedding_res")[kept_positions:]
     state["positional_embedding"] = merged
-    model = open_clip.model.build_model_from_openai_state_dict(state, quick_gelu=True).to(session.device).eval()
+    model = open_clip.model.build_model_from_openai_state_dict(state, quick_gelu=True).float().to(session.device).eval()  # it casts to fp16
     tokenizer = open_clip.tokenizer.SimpleTokenizer(context_length=merged.shape[0])
     return LoadedModel(model, base.preprocess, tokenizer, "LongCLIP", str(WEIGHTS), identity=identity)
 
@@ -386,8 +386,9 @@ with torch.no_grad():
 assert trim_difference < 1e-4, trim_difference
 
 batch = image_features(base, RETRIEVAL_SETS[0][1], normalize=True)[:128].double()
-ours = primary_components(batch, pca_dim)
-sklearn_pca = PCA(n_components=pca_dim, svd_solver="full").fit(batch.numpy())
+components = min(pca_dim, len(batch) - 1)  # a rehearsal's few images hold fewer components
+ours = primary_components(batch, components)
+sklearn_pca = PCA(n_components=components, svd_solver="full").fit(batch.numpy())
 theirs = torch.from_numpy(sklearn_pca.inverse_transform(sklearn_pca.transform(batch.numpy())))
 pca_difference = float((ours - theirs).abs().max())
 assert pca_difference < 1e-8, pca_difference
