@@ -171,8 +171,8 @@ def long_clip_loss(image, text_long, text_short, scale, d):
 # caption is the long caption's first sentence (`train/sharegpt4v.py`). Offline: the 384 training scenes of
 # `toy-scenes`, five long captions each, batch 128, `epochs` epochs, lr `learning_rate` (the tiny CLIP was
 # pretrained at 3e-3, so 1e-6 would not move it in 45 steps), 10% warm-up. **Deviation:** the image
-# tower and the logit scale are frozen (the image features are encoded once and cached), so that nine
-# fine-tunings fit the 2-minute cold budget; the official code trains every weight.
+# tower and the logit scale are frozen (the image features are encoded once and cached), so that six
+# fine-tunings (two stretchings × three seeds) fit the 2-minute cold budget; the official code trains every weight.
 
 # %%
 base = load_model(*models[0], device=session.device)
