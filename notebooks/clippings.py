@@ -226,7 +226,7 @@ def encode_text_trimmed(model, tokens: torch.Tensor) -> torch.Tensor:
     used = int(tokens.argmax(dim=-1).max()) + 1  # the end token has the largest id
     x = model.token_embedding(tokens[:, :used]) + model.positional_embedding[:used]
     x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask[:used, :used]))
-    x = x[torch.arange(len(x)), tokens[:, :used].argmax(dim=-1)]
+    x = x[torch.arange(len(x), device=x.device), tokens[:, :used].argmax(dim=-1)]
     projection = model.text_projection
     return projection(x) if isinstance(projection, torch.nn.Module) else x @ projection
 
@@ -234,7 +234,8 @@ def encode_text_trimmed(model, tokens: torch.Tensor) -> torch.Tensor:
 def encode(model, tokenizer, pixels: torch.Tensor | None, texts: list[str] | None):
     """Normalised image and text embeddings f̂(x), ĝ(t); None for a tower the pooled weight ignores."""
     image = F.normalize(model.encode_image(pixels), dim=-1) if pixels is not None else None
-    text = F.normalize(encode_text_trimmed(model, tokenizer(texts)), dim=-1) if texts is not None else None
+    text = F.normalize(encode_text_trimmed(model, tokenizer(texts).to(session.device)), dim=-1) \
+        if texts is not None else None
     return image, text
 
 
@@ -415,6 +416,15 @@ def data_spec(seed: int) -> dict:
 
 
 STAGE_1: dict = {}
+WORKING: dict = {}  # one model-sized buffer that every supervised run starts from (a copy per run cost seconds)
+
+
+def working_copy(source) -> torch.nn.Module:
+    """A model holding `source`'s weights, in a buffer reused by every supervised run."""
+    if "model" not in WORKING:
+        WORKING["model"] = copy.deepcopy(source)
+    WORKING["model"].load_state_dict(source.state_dict())
+    return WORKING["model"]
 
 
 def selfsup_model(loaded, model_key: str, seed: int) -> dict:
@@ -441,7 +451,7 @@ def train_and_embed(loaded, model_key: str, w: float, seed: int, stage: str) -> 
         model, losses, steps_per_epoch = loaded.model, [], 0  # untuned: evaluated as it is
         if stage != "untuned":
             stage_1 = selfsup_model(loaded, model_key, seed)
-            model = stage_1["model"] if stage == "selfsup" else copy.deepcopy(stage_1["model"])
+            model = stage_1["model"] if stage == "selfsup" else working_copy(stage_1["model"])
             if stage == "selfsup":
                 losses, steps_per_epoch = stage_1["loss"], stage_1["steps_per_epoch"]
         with deterministic_torch(threads=TRAIN_THREADS):
