@@ -49,7 +49,7 @@
 #    self-supervised stage), 24 validation, 48 test and 48 distractor firms, 64-pixel crops (the tiny CLIP's
 #    input), three seeds.
 # 4. The pooled weight at inference is the training weight `image_weight` (0.5); the official inference also
-#    searches it on validation data (`infer_clippings.py`, `im_wt` in (0.4, 1)).
+#    searches it on validation data (newspapers, `clippings/infer_clippings.py`: `im_wt` in (0.4, 1)).
 # 5. The single-linkage threshold is the best of every distinct cut of the validation firms' tree (the repository
 #    uses hyperopt's random search over (0.01, 1), a range that lies above all of the tiny CLIP's distances).
 
