@@ -567,6 +567,8 @@ print(f"CIDEr-D: independent loop {independent:.6f}, pycocoevalcap {library:.6f}
 # Table cells beyond the abstract (BLEU-4, METEOR, SPICE, the ablations) could not be confirmed and are left out.
 
 # %% tags=["reported"]
+from clipbook.report.rows import reported_rows
+
 REPORTED = reported_rows(
     [{"metric": "CIDEr", "value": 136.6}, {"metric": "parameters (M)", "value": 40.0},
      {"metric": "CPU latency (ms/image)", "value": 188.0}],
@@ -586,18 +588,11 @@ REPORTED = reported_rows(
 # distil). The 188 ms/image claim is hardware-specific; it is recorded as a row, not a claim.
 
 # %% tags=["claims"]
-def loss_fell(kind: str) -> bool:
-    return all(np.mean(loss_curves[kind, s][-20:]) < 0.5 * np.mean(loss_curves[kind, s][:20]) for s in seeds)
+from clipbook import claims
 
-
-cider = rows[rows["metric"] == "CIDEr"].groupby("method")["value"].mean()
-PRECONDITIONS = [
-    claims.fact("decoders-learned", "every decoder's training loss fell by half (last vs first 20 steps)",
-                all(loss_fell(kind) for kind in METHODS),
-                "; ".join(f"{kind}: {'fell' if loss_fell(kind) else 'did not fall'}" for kind in METHODS)),
-    claims.at_least("teacher-better", "teacher CIDEr minus the undistilled student's",
-                    float(cider[METHODS["teacher"]] - cider[METHODS["concepts"]]), 0.0, " CIDEr"),
-]
+METHODS = {"no concepts": "captioner without concepts", "concepts": "LightCap (concepts, no distillation)",
+           "distilled": "LightCap (concepts + distillation)", "teacher": "teacher (concepts, larger)"}
+concepts_top_k = globals().get("concepts_top_k", 5)
 CLAIMS = [
     claims.Claim("concepts-help", "LightCap's retrieved concepts raise CIDEr over a same-size captioner without them",
                  method=METHODS["concepts"], baseline=METHODS["no concepts"], metric="CIDEr",
@@ -611,6 +606,20 @@ CLAIMS = [
 ]
 
 # %%
+def loss_fell(kind: str) -> bool:
+    return all(np.mean(loss_curves[kind, s][-20:]) < 0.5 * np.mean(loss_curves[kind, s][:20]) for s in seeds)
+
+
+cider = rows[rows["metric"] == "CIDEr"].groupby("method")["value"].mean()
+PRECONDITIONS = [
+    claims.fact("decoders-learned", "every decoder's training loss fell by half (last vs first 20 steps)",
+                all(loss_fell(kind) for kind in METHODS),
+                "; ".join(f"{kind}: {'fell' if loss_fell(kind) else 'did not fall'}" for kind in METHODS)),
+    claims.at_least("teacher-better", "teacher CIDEr minus the undistilled student's",
+                    float(cider[METHODS["teacher"]] - cider[METHODS["concepts"]]), 0.0, " CIDEr"),
+]
+
+
 clipbook.record(session, rows=rows, claims=CLAIMS, reported=REPORTED, preconditions=PRECONDITIONS,
                 notes="LightCap has no released code or weights; every component follows the paper's text, scaled "
                       "down (global CLIP feature, zero-shot concept retrieval, one-stage distillation). CPU latency "
