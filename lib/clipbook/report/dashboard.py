@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import warnings
 from importlib import resources
 
 from clipbook.claims import VERDICTS
@@ -292,7 +293,9 @@ def _figure(fig, alt: str, caption: str, escaped: bool = False, wide: bool = Fal
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
-    fig.tight_layout()
+    with warnings.catch_warnings():  # long dataset labels can leave no room; bbox_inches="tight" below still fits them
+        warnings.filterwarnings("ignore", message="Tight layout not applied")
+        fig.tight_layout()
     with matplotlib.rc_context({"svg.fonttype": "none"}):  # text as text: a few times smaller than glyph paths
         fig.savefig(buffer, format="svg", bbox_inches="tight")
     plt.close(fig)
