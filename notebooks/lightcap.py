@@ -42,7 +42,7 @@ models = [["clipbook-tiny-rn", "toyworld"]]
 datasets = ["toy"]
 seeds = [1, 2, 3]
 train_images = 1200
-test_images = 400
+test_images = 200
 captions_per_image = 5
 concept_vocabulary = 60
 concepts_top_k = 5
@@ -51,15 +51,15 @@ layers = 2
 attention_heads = 4
 prediction_heads = 3
 visual_tokens = 4
-teacher_width = 256
-teacher_layers = 4
-steps = 300
-batch_size = 64
-learning_rate = 1e-3
+teacher_width = 192
+teacher_layers = 3
+steps = 150
+batch_size = 32
+learning_rate = 3e-3
 distill_temperature = 2.0
 distill_weight = 1.0
 feature_distill_weight = 1.0
-max_caption_length = 24
+max_caption_length = 18
 latency_images = 10
 device = "auto"
 
@@ -111,7 +111,7 @@ from clipbook.cache import cached
 from clipbook.data.captions import CaptionDataset
 from clipbook.data.registry import load_dataset
 from clipbook.determinism import deterministic_torch, seed_everything
-from clipbook.evaluation.captioning import caption_metrics, measure_latency, parameter_count
+from clipbook.evaluation.captioning import caption_metrics, measure_latency, parameter_count, require_java
 from clipbook.features import image_features
 from clipbook.models.loader import load_model
 from clipbook.report.record import use_style
@@ -119,6 +119,7 @@ from clipbook.report.rows import reported_rows, summarise
 from clipbook.toyworld.caption_sets import captions as toy_captions
 
 session = clipbook.start(SPEC, globals())
+require_java()  # the PTB tokenizer and METEOR are Java: stop now, not after the training
 if len(models) != 1 or len(datasets) != 1:
     raise ValueError(f"lightcap runs one model on one dataset; got models={models}, datasets={datasets}")
 if concepts_top_k > concept_vocabulary:
@@ -347,7 +348,9 @@ def train(kind: str, seed: int, teacher_state: dict | None) -> dict:
         projection = nn.Linear(width, teacher_width)
         trainable += list(projection.parameters())
     optimizer = torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, learning_rate, total_steps=steps, pct_start=0.1)
+    warmup = max(1, steps // 10)  # linear warm-up over 10 % of the steps, then cosine decay (BERT-style schedule)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: (s + 1) / warmup if s < warmup else
+                                                 0.5 * (1 + np.cos(np.pi * (s - warmup) / max(1, steps - warmup))))
     generator = torch.Generator().manual_seed(seed)
     x_train, concepts_train = features["train"], retrieved["train"]
     losses = []
@@ -384,7 +387,7 @@ DATA_KEY = {"model": loaded.identity, "dataset": dataset_name,
 
 def trained(kind: str, seed: int, teacher_state: dict | None = None) -> dict:
     """`train`, cached under everything that affects it (content-addressed, like the tiny CLIP)."""
-    spec = {"kind": "lightcap-decoder", "version": 1, "decoder": kind, "seed": seed, **DATA_KEY,
+    spec = {"kind": "lightcap-decoder", "version": 2, "decoder": kind, "seed": seed, **DATA_KEY,
             "teacher": None if teacher_state is None else fingerprint(*teacher_state.values()),
             "width": width, "layers": layers, "attention_heads": attention_heads, "prediction_heads": prediction_heads,
             "visual_tokens": visual_tokens, "teacher_width": teacher_width, "teacher_layers": teacher_layers,
@@ -419,16 +422,21 @@ def generate(network: Captioner, image: torch.Tensor, retrieved_ids: torch.Tenso
 # %% [markdown]
 # ## The experiment
 #
-# Per seed: the teacher; the non-retrieval captioner and the LightCap student without distillation (same size,
-# same steps); the LightCap student distilled from the teacher. All are scored on the same test images.
+# One teacher (trained with the first seed; the paper distils one teacher too); per seed: the non-retrieval
+# captioner and the LightCap student without distillation (same size, same steps); the LightCap student distilled
+# from that teacher. All are scored on the same test images, in one metric call (one tokenizer and one METEOR
+# start for all of them). A **constant caption** — the most frequent training reference, written for every test
+# image — is scored beside them: a decoder that does not beat it has not learned to look at the image, and the
+# shortened schedule (a stated deviation) would then make the comparisons meaningless (a precondition below).
 
 # %%
 METHODS = {"no concepts": "captioner without concepts", "concepts": "LightCap (concepts, no distillation)",
            "distilled": "LightCap (concepts + distillation)", "teacher": "teacher (concepts, larger)"}
 networks, generated, loss_curves = {}, {}, {}
+teacher_result = trained("teacher", seeds[0])  # one teacher, as in the paper, distilled into every seed's student
 for seed in seeds:
-    teacher_result = trained("teacher", seed)
-    results = {"teacher": teacher_result, "no concepts": trained("no concepts", seed),
+    results = {"teacher": teacher_result} if seed == seeds[0] else {}
+    results |= {"no concepts": trained("no concepts", seed),
                "concepts": trained("concepts", seed),
                "distilled": trained("distilled", seed, teacher_state=teacher_result["state"])}
     for kind, result in results.items():
@@ -439,15 +447,21 @@ for seed in seeds:
         with deterministic_torch(threads=determinism.SMALL_WORK_THREADS):
             generated[kind, seed] = generate(network, features["test"], retrieved["test"])
 
-scores = caption_metrics(references["test"], {f"{kind}|{seed}": texts for (kind, seed), texts in generated.items()})
+constant_caption = Counter(t for refs in references["train"] for t in refs).most_common(1)[0][0]
+scores = caption_metrics(references["test"], {
+    **{f"{kind}|{seed}": texts for (kind, seed), texts in generated.items()},
+    "constant": [constant_caption] * len(references["test"])})
 base = {"model": model_name, "dataset": dataset_name}
+CONSTANT = "constant caption (most frequent training reference)"
 rows = [{**base, "method": METHODS[kind], "seed": seed, "metric": metric, "value": value}
         for (kind, seed) in generated for metric, value in scores[f"{kind}|{seed}"].items()]
+rows += [{**base, "method": CONSTANT, "metric": metric, "value": value} for metric, value in scores["constant"].items()]
 rows += [{**base, "metric": f"concept precision@{concepts_top_k}", **row} for row in concept_rows]
 parameters_of = {kind: parameter_count(networks[kind, seeds[0]]) for kind in METHODS}
 rows += [{**base, "method": METHODS[kind], "metric": "decoder parameters (M)", "value": count / 1e6}
          for kind, count in parameters_of.items()]
 rows = pd.DataFrame(rows)
+print(f"constant caption: {constant_caption!r}")
 summarise(rows[rows["metric"].isin(["CIDEr", "BLEU-4", "METEOR"])]).round(2)
 
 # %%
@@ -465,10 +479,10 @@ print({METHODS[kind]: f"{count:,}" for kind, count in parameters_of.items()})
 use_style()
 figure, axis = plt.subplots()
 for (kind, seed), curve in loss_curves.items():
-    smooth = pd.Series(curve).rolling(20, min_periods=1).mean()
+    smooth = pd.Series(curve).rolling(10, min_periods=1).mean()
     axis.plot(smooth, color=sns.color_palette()[list(METHODS).index(kind)], alpha=0.8,
               label=METHODS[kind] if seed == seeds[0] else None)
-axis.set(xlabel="step", ylabel="training loss (20-step mean)", yscale="log", title="LightCap decoders on " + dataset_name)
+axis.set(xlabel="step", ylabel="training loss (10-step mean)", yscale="log", title="LightCap decoders on " + dataset_name)
 axis.legend(fontsize=8)
 plt.show()
 
@@ -584,8 +598,9 @@ REPORTED = reported_rows(
 # - CLIP retrieves concepts that are in the image better than a frequency prior (the extractor works at all).
 #
 # The paper's ablation effects are not confirmed, so no paper effect is stated. Preconditions: every decoder's
-# training loss fell, and the teacher beats the undistilled student (a teacher that is no better has nothing to
-# distil). The 188 ms/image claim is hardware-specific; it is recorded as a row, not a claim.
+# training loss fell by half; every decoder beats the constant caption in CIDEr (the shortened schedule must still
+# produce captioners that look at the image); and the teacher beats the undistilled student (a teacher that is no
+# better has nothing to distil). The 188 ms/image claim is hardware-specific; it is recorded as a row, not a claim.
 
 # %% tags=["claims"]
 from clipbook import claims
@@ -596,25 +611,32 @@ concepts_top_k = globals().get("concepts_top_k", 5)
 CLAIMS = [
     claims.Claim("concepts-help", "LightCap's retrieved concepts raise CIDEr over a same-size captioner without them",
                  method=METHODS["concepts"], baseline=METHODS["no concepts"], metric="CIDEr",
-                 requires=("decoders-learned",)),
+                 requires=("decoders-learned", "decoders-see-the-image")),
     claims.Claim("distillation-helps", "Distilling a larger teacher raises the small LightCap student's CIDEr",
                  method=METHODS["distilled"], baseline=METHODS["concepts"], metric="CIDEr",
-                 requires=("decoders-learned", "teacher-better")),
+                 requires=("decoders-learned", "decoders-see-the-image", "teacher-better")),
     claims.Claim("concepts-are-precise", "CLIP similarity retrieves concepts that describe the image better than "
                  "a frequency prior", method="CLIP concept retrieval", baseline="frequency prior",
                  metric=f"concept precision@{concepts_top_k}", unit="percentage points"),
 ]
 
 # %%
+window = max(1, steps // 10)
+
+
 def loss_fell(kind: str) -> bool:
-    return all(np.mean(loss_curves[kind, s][-20:]) < 0.5 * np.mean(loss_curves[kind, s][:20]) for s in seeds)
+    curves = [curve for (k, _), curve in loss_curves.items() if k == kind]
+    return all(np.mean(curve[-window:]) < 0.5 * np.mean(curve[:window]) for curve in curves)
 
 
 cider = rows[rows["metric"] == "CIDEr"].groupby("method")["value"].mean()
+above_constant = {kind: float(cider[METHODS[kind]] - cider[CONSTANT]) for kind in METHODS}
 PRECONDITIONS = [
-    claims.fact("decoders-learned", "every decoder's training loss fell by half (last vs first 20 steps)",
+    claims.fact("decoders-learned", f"every decoder's training loss fell by half (last vs first {window} steps)",
                 all(loss_fell(kind) for kind in METHODS),
                 "; ".join(f"{kind}: {'fell' if loss_fell(kind) else 'did not fall'}" for kind in METHODS)),
+    claims.at_least("decoders-see-the-image", "lowest decoder CIDEr minus the constant caption's ("
+                    + min(above_constant, key=above_constant.get) + ")", min(above_constant.values()), 0.0, " CIDEr"),
     claims.at_least("teacher-better", "teacher CIDEr minus the undistilled student's",
                     float(cider[METHODS["teacher"]] - cider[METHODS["concepts"]]), 0.0, " CIDEr"),
 ]
