@@ -62,6 +62,21 @@ def test_missing_java_is_one_clear_line(monkeypatch):
         tokenize({0: ["a"]})
 
 
+def test_java_missing_from_path_names_the_runtime(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: no java anywhere on PATH
+    with pytest.raises(RuntimeError) as error:
+        caption_metrics([["a"]], {"s": ["a"]})
+    assert "java" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_lean_java_options_are_added_and_restored(monkeypatch):
+    monkeypatch.setenv("JAVA_TOOL_OPTIONS", "-Xss4m")
+    with captioning._lean_java():
+        import os
+        assert os.environ["JAVA_TOOL_OPTIONS"] == "-Xss4m " + captioning.JAVA_OPTIONS
+    assert os.environ["JAVA_TOOL_OPTIONS"] == "-Xss4m"
+
+
 def test_latency_counts_calls_and_prints_a_sanitized_form():
     calls = []
     latency = measure_latency(calls.append, [1, 2, 3], warmup=2)
