@@ -35,6 +35,14 @@
 # weights exist, so it measures what can be measured with released parts — OpenAI's CLIP RN50 (the paper's image
 # encoder) CPU latency and its concept-retrieval precision on COCO Karpathy test — and trains the same small
 # decoders on part of that set (labelled as a proxy, never compared with 136.6 as if it were LightCap).
+#
+# **Deviations for the CPU budget** (the same for the method and its baseline): every student decoder (with and
+# without concepts, distilled or not) is trained for 150 AdamW steps of 32 images at learning rate 3·10⁻³ with a
+# 10 % warm-up and cosine decay (a shorter, hotter schedule than a captioner's epochs; at 10⁻³ the students did not
+# leave the generic caption in 150 steps); one teacher (width 192, 3 layers vs the students' 128 and 2) is trained
+# once with the first seed and distilled into every seed's student; 200 test images; captions of at most 16 words
+# (the toy references' longest is 15). Because a short schedule can leave a decoder that ignores the image, the
+# CIDEr claims require that every decoder beats a constant caption (precondition `decoders-see-the-image`).
 
 # %% tags=["parameters"]
 profile = "offline"
@@ -61,10 +69,11 @@ distill_weight = 1.0
 feature_distill_weight = 1.0
 max_caption_length = 18
 latency_images = 10
+caption_scores = ["BLEU-4", "METEOR", "CIDEr"]
 device = "auto"
 
 # %% tags=["parameter-spec"]
-from clipbook.batch.parameters import Float, Int, declare
+from clipbook.batch.parameters import Float, Int, ListOf, Str, declare
 
 SPEC = declare(
     "profile", "models", "datasets", "seeds", "device",
@@ -90,6 +99,8 @@ SPEC = declare(
     feature_distill_weight=Float(minimum=0, help="weight of the hidden-state distillation loss"),
     max_caption_length=Int(minimum=4, help="tokens per caption, with start and end"),
     latency_images=Int(minimum=1, help="images timed one at a time for CPU latency"),
+    caption_scores=ListOf(Str(("BLEU-4", "METEOR", "CIDEr")), help="caption metrics computed (CIDEr is required: "
+                          "the claims rest on it; METEOR's Java start costs ~11 s of CPU)"),
 )
 
 # %%
@@ -122,6 +133,8 @@ session = clipbook.start(SPEC, globals())
 require_java()  # the PTB tokenizer and METEOR are Java: stop now, not after the training
 if len(models) != 1 or len(datasets) != 1:
     raise ValueError(f"lightcap runs one model on one dataset; got models={models}, datasets={datasets}")
+if "CIDEr" not in caption_scores:
+    raise ValueError(f"caption_scores must include CIDEr (the claims and the sanity check use it); got {caption_scores}")
 if concepts_top_k > concept_vocabulary:
     raise ValueError(f"concepts_top_k ({concepts_top_k}) must not exceed concept_vocabulary ({concept_vocabulary})")
 
@@ -448,7 +461,7 @@ for seed in seeds:
             generated[kind, seed] = generate(network, features["test"], retrieved["test"])
 
 constant_caption = Counter(t for refs in references["train"] for t in refs).most_common(1)[0][0]
-scores = caption_metrics(references["test"], {
+scores = caption_metrics(references["test"], metrics=caption_scores, systems={
     **{f"{kind}|{seed}": texts for (kind, seed), texts in generated.items()},
     "constant": [constant_caption] * len(references["test"])})
 base = {"model": model_name, "dataset": dataset_name}
@@ -509,8 +522,9 @@ def pipeline(kind: str):
     return caption_one
 
 
-latencies = {kind: measure_latency(pipeline(kind), pixels) for kind in ("no concepts", "distilled", "teacher")}
-latencies["image encoder only"] = measure_latency(lambda image: encoder.encode_image(image), pixels)
+warmup = min(3, latency_images)  # untimed calls before the timed ones
+latencies = {kind: measure_latency(pipeline(kind), pixels, warmup=warmup) for kind in ("no concepts", "distilled", "teacher")}
+latencies["image encoder only"] = measure_latency(lambda image: encoder.encode_image(image), pixels, warmup=warmup)
 encoder_parameters = parameter_count(encoder.visual)
 for kind, latency in latencies.items():
     print(f"{METHODS.get(kind, kind):40s} {latency}")
@@ -635,8 +649,10 @@ PRECONDITIONS = [
     claims.fact("decoders-learned", f"every decoder's training loss fell by half (last vs first {window} steps)",
                 all(loss_fell(kind) for kind in METHODS),
                 "; ".join(f"{kind}: {'fell' if loss_fell(kind) else 'did not fall'}" for kind in METHODS)),
-    claims.at_least("decoders-see-the-image", "lowest decoder CIDEr minus the constant caption's ("
-                    + min(above_constant, key=above_constant.get) + ")", min(above_constant.values()), 0.0, " CIDEr"),
+    claims.fact("decoders-see-the-image", "every decoder's CIDEr exceeds the constant caption's",
+                min(above_constant.values()) > 0,
+                f"lowest decoder CIDEr minus the constant caption's ({min(above_constant, key=above_constant.get)}): "
+                f"{min(above_constant.values()):+.2f} CIDEr (must be > 0)"),
     claims.at_least("teacher-better", "teacher CIDEr minus the undistilled student's",
                     float(cider[METHODS["teacher"]] - cider[METHODS["concepts"]]), 0.0, " CIDEr"),
 ]
