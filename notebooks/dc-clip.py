@@ -76,7 +76,7 @@ from clipbook import determinism, metrics
 from clipbook.cache import cached
 from clipbook.claims import at_least, fact
 from clipbook.evaluation.classification import ClassificationTask
-from clipbook.models.loader import MissingCheckpointError, load_model
+from clipbook.models.loader import MissingCheckpointError, load_model, rehearsing
 from clipbook.report.rows import summarise
 from clipbook.toyworld import languages as lang
 
@@ -236,6 +236,8 @@ def prompts(dataset: str, classnames: list[str], code: str) -> list[str]:
         return [ENGLISH_TEMPLATE.get(dataset, "a photo of a {}.").format(c) for c in classnames]
     template, names = SECOND_LANGUAGE_PROMPTS[dataset, code]
     unknown = [c for c in classnames if c not in names]
+    if unknown and rehearsing():  # the generated layout's classes are matched by position (README, "Rehearsal")
+        return [template.format(list(names.values())[i % len(names)]) for i in range(len(classnames))]
     if unknown:
         raise KeyError(f"{dataset}: no {code} name for classes {unknown}")
     return [template.format(names[c]) for c in classnames]
