@@ -20,3 +20,19 @@ def test_vocabulary_specials_first():
     vocab = tiny_lm.vocabulary(["A red cat.", "a dog"])
     assert vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     assert {"a", "red", "cat", ".", "dog"} <= set(vocab)
+
+
+def test_pretraining_loss_falls_and_model_is_cached():
+    lm, losses = tiny_lm.load_tiny_lm()
+    assert len(losses) == tiny_lm.RECIPE["steps"]
+    assert np.mean(losses[-20:]) < np.mean(losses[:20]) - 1.0  # masked-token loss fell by over a nat
+    features = lm.encode(["a red cat on a blue background.", "a red cat."])
+    assert features.shape == (2, tiny_lm.CONFIG["hidden_size"]) and np.isfinite(features).all()
+    assert type(lm.model).__module__.startswith("transformers.")
+
+
+def test_padding_does_not_change_features():
+    lm, _ = tiny_lm.load_tiny_lm()
+    alone = lm.encode(["a red cat."])
+    together = lm.encode(["a red cat.", "a photo of a place with a purple sunflower with a red poppy with a cyan ring."])
+    assert np.allclose(alone[0], together[0], atol=1e-5)
