@@ -76,7 +76,7 @@ from clipbook import determinism, metrics
 from clipbook.cache import cached
 from clipbook.claims import at_least, fact
 from clipbook.evaluation.classification import ClassificationTask
-from clipbook.models.loader import MissingCheckpointError, load_model, rehearsing
+from clipbook.models.loader import check_available, load_model, rehearsing
 from clipbook.report.rows import summarise
 from clipbook.toyworld import languages as lang
 
@@ -109,25 +109,8 @@ if not TOY:
                          f"(known: {sorted(SECOND_LANGUAGE_PROMPTS)})")
 
 
-def check_hub_text_tower(name: str) -> None:
-    """open_clip architectures whose text tower is a Hugging Face model (XLM-R, ...) read its config and tokenizer
-    from the Hub when they are built: offline, and under the rehearsal, they cannot be built without them."""
-    config = open_clip.get_model_config(name) or {}
-    repo = config.get("text_cfg", {}).get("hf_model_name")
-    if repo is None:
-        return
-    from huggingface_hub import try_to_load_from_cache
-
-    if not isinstance(try_to_load_from_cache(repo, "config.json"), str):
-        raise MissingCheckpointError(
-            f"{name}'s text tower is the Hugging Face model {repo!r}, whose config.json and tokenizer are not on "
-            f"disk, so its architecture cannot be built (not even at random initialisation for a rehearsal); "
-            f"on a machine with network run `huggingface-cli download {repo}` (the checkpoint itself then comes "
-            "from open_clip's pretrained tag)")
-
-
-for name, _ in models:
-    check_hub_text_tower(name)
+for name, tag in models:  # before any work: an XLM-R text tower needs Hub files even at random init
+    check_available(name, tag)
 
 # %% [markdown]
 # ## The method

@@ -121,7 +121,8 @@ for name in language_models:
 # its captions; the first caption of image $i$ must retrieve the second caption of image $i$ among the second
 # captions of all images (top-1, cosine similarity, no prompt or prefix), and the other way round; CRA is the mean of
 # the two directions. We compute it with the library's retrieval evaluator, the second captions standing in for the
-# gallery (`retrieval.recall_at_k`: a query counts as found when no wrong candidate scores strictly higher).
+# gallery (`retrieval.recall_at_k`: a query counts as found when every wrong candidate scores strictly lower; a tie counts
+# as not found, since the encoder cannot tell the two apart).
 #
 # The toy world's CRA pairs, from `toy-scenes` test: **short–short**, two short captions by different
 # "annotators" that both describe the content (`caption_sets` style "short": the description caption and the
@@ -518,7 +519,7 @@ summarise(rows[rows["metric"] != "CRA"]).round(2) if OFFLINE else rows
 # ## Sanity checks
 #
 # 1. **CRA against a naive loop and scikit-learn.** On the CC LM's short–long features: a Python loop over the
-#    queries (found when no other candidate scores strictly higher than the partner) must give the same CRA as the
+#    queries (found when every other candidate scores strictly lower than the partner) must give the same CRA as the
 #    library's evaluator; scikit-learn's `NearestNeighbors` (Euclidean on the normalised features, the nearest
 #    candidate is the partner) must agree with it on every query without a tie.
 # 2. **The CC loss against a naive loop**: LLM2Vec's hard-negative loss written row by row with `math.log`/`exp`.
@@ -536,8 +537,8 @@ if OFFLINE:
     a = F.normalize(lm_features(CC[seeds[0]][0], first), dim=-1).double().numpy()
     b = F.normalize(lm_features(CC[seeds[0]][0], second), dim=-1).double().numpy()
     scores = a @ b.T
-    found_ab = [not any(scores[i, j] > scores[i, i] for j in range(len(a)) if j != i) for i in range(len(a))]
-    found_ba = [not any(scores[j, i] > scores[i, i] for j in range(len(a)) if j != i) for i in range(len(a))]
+    found_ab = [not any(scores[i, j] >= scores[i, i] for j in range(len(a)) if j != i) for i in range(len(a))]
+    found_ba = [not any(scores[j, i] >= scores[i, i] for j in range(len(a)) if j != i) for i in range(len(a))]
     loop_cra = 100 * (np.mean(found_ab) + np.mean(found_ba)) / 2
     ours = caption_retrieval_accuracy(torch.from_numpy(a), torch.from_numpy(b))
     assert abs(loop_cra - ours) < 1e-9, (loop_cra, ours)

@@ -38,7 +38,13 @@ def test_every_notebook_with_a_paper_profile_is_rehearsed():
 def test_rehearsal_runs_the_paper_path_to_ok_with_every_claim_not_tested(workbook, slug):
     results = run_batch(workbook, profile="rehearsal", papers=[slug], log=lambda message: None)
     record = results["papers"][slug]
-    assert record["status"] == "ok", f"{slug} rehearsal failed: {record.get('error')}"
+    error = str(record.get("error") or "")
+    if record["status"] != "ok" and "architecture files not found offline" in error:
+        # an architecture defined by Hub files (an hf-hub: model, an XLM-R text tower) cannot be built on a machine
+        # without them, not even at random init; the loader names them before any work (tests/models/test_loader.py).
+        # README, "Rehearsal", lists these notebooks; the xfail turns into a pass once the files are in the cache.
+        pytest.xfail(f"{slug}: {error.splitlines()[0]}")
+    assert record["status"] == "ok", f"{slug} rehearsal failed: {error}"
     assert record["claims"] and {claim["verdict"] for claim in record["claims"]} == {"not tested"}
     assert all("weights are random (rehearsal)" in claim["reason"] for claim in record["claims"])
     assert record["provenance"]["models"]

@@ -74,3 +74,21 @@ def test_text_features_are_unit_rows_in_input_order(random_tiny_clip):
     features = text_features(random_tiny_clip, texts, batch_size=2)
     assert features.shape[0] == 3 and torch.allclose(features.norm(dim=-1), torch.ones(3), atol=1e-5)
     assert torch.allclose(features[0], features[2], atol=1e-6)
+
+
+def test_identical_captions_of_different_images_count_as_not_told_apart():
+    """Two images whose captions are the same string get the same text feature: neither query can pick its own
+    image over the other, so neither is found at 1 (a strict-greater count would find both), and both at 2."""
+    images = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    texts = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    result = recall_at_k(images, texts, [0, 1, 2], ks=(1, 2))
+    assert result["image_retrieval_recall@1"] == pytest.approx(100 / 3)
+    assert result["text_retrieval_recall@1"] == pytest.approx(100 / 3)
+    assert result["image_retrieval_recall@2"] == 100.0 and result["text_retrieval_recall@2"] == 100.0
+
+
+def test_an_images_own_captions_tying_with_each_other_do_not_push_it_down():
+    images = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    texts = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])  # image 0 has two identical captions
+    result = recall_at_k(images, texts, [0, 0, 1], ks=(1,))
+    assert result["text_retrieval_recall@1"] == 100.0 and result["image_retrieval_recall@1"] == 100.0

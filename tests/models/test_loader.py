@@ -173,3 +173,20 @@ def test_rehearsal_still_refuses_unknown_architectures_and_tags(monkeypatch):
     monkeypatch.setenv("CLIPBOOK_PROFILE", "paper")
     with pytest.raises(loader.MissingCheckpointError, match="RN50-quickgelu / openai"):
         loader.load_model("RN50-quickgelu", "openai")
+
+
+def test_a_hub_defined_text_tower_missing_offline_is_named_before_anything_is_built(tmp_path, monkeypatch):
+    """XLM-R text towers read their config and tokenizer from the Hub even at random init: the check names them."""
+    with pytest.raises(loader.MissingCheckpointError, match="'xlm-roberta-base'") as missing:
+        loader.check_available("xlm-roberta-base-ViT-B-32", "laion5b_s13b_b90k", cache_dir=str(tmp_path))
+    assert "huggingface-cli download xlm-roberta-base" in str(missing.value)
+    monkeypatch.setenv("CLIPBOOK_PROFILE", "rehearsal")
+    with pytest.raises(loader.MissingCheckpointError, match="not even at random initialisation"):
+        loader.check_available("xlm-roberta-base-ViT-B-32", "laion5b_s13b_b90k", cache_dir=str(tmp_path))
+    loader.check_available("ViT-B-32", None)  # a tower open_clip defines itself needs nothing from the Hub
+
+
+def test_the_rehearsal_names_hub_defined_architectures_it_cannot_stand_in_for(monkeypatch):
+    monkeypatch.setenv("CLIPBOOK_PROFILE", "rehearsal")
+    with pytest.raises(loader.MissingCheckpointError, match="architecture files not found offline: hf-hub:org/m"):
+        loader.check_available("hf-hub:org/m")

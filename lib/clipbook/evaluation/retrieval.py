@@ -45,10 +45,14 @@ def recall_at_k(image_features, text_features, text_image: Sequence[int], ks: Se
     scores = texts @ images.T  # (M captions, N images)
     positive = torch.zeros_like(scores, dtype=torch.bool)
     positive[torch.arange(len(texts)), owner] = True
-    # rank of the best-ranked match: a query is found at K when that rank < K; computed once for every K
-    text_to_image_rank = (scores > scores[torch.arange(len(texts)), owner][:, None]).sum(1)
+    # rank of the best-ranked match: a query is found at K when that rank < K; computed once for every K. A
+    # non-matching item that ties with the best match counts as ranked above it. Without ties this is CLIP_benchmark's
+    # top-K exactly; with ties (identical captions of different images, which short toy captions produce) top-K's
+    # order among equal scores is arbitrary, and counting ties as found would credit a model for what it cannot tell
+    # apart.
+    text_to_image_rank = ((scores >= scores[torch.arange(len(texts)), owner][:, None]) & ~positive).sum(1)
     best_caption_score = scores.masked_fill(~positive, float("-inf")).max(0).values  # per image
-    image_to_text_rank = (scores.T > best_caption_score[:, None]).sum(1)
+    image_to_text_rank = ((scores.T >= best_caption_score[:, None]) & ~positive.T).sum(1)
     metrics = {}
     for k in ks:
         if k < 1:

@@ -94,6 +94,26 @@ def _hub_weights_on_disk(repo_id: str, filename: str | None, cache_dir: str | No
     return None
 
 
+def _check_hub_text_tower(name: str, cache_dir: str | None) -> None:
+    """Architectures whose text tower is a Hugging Face model (open_clip's `text_cfg.hf_model_name`, e.g. XLM-R) read
+    that model's config and tokenizer from the Hub whenever they are built, even at random initialisation: offline
+    (and so in the rehearsal) they cannot be built unless those files are in the Hugging Face cache. Raise that now,
+    before open_clip retries the Hub for half a minute."""
+    import open_clip
+
+    repo = (open_clip.get_model_config(name) or {}).get("text_cfg", {}).get("hf_model_name")
+    if repo is None or not (offline_mode() or rehearsing()):
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    if not isinstance(try_to_load_from_cache(repo, "config.json", cache_dir=cache_dir), str):
+        raise _missing(f"{name}'s text tower, the Hugging Face model {repo!r} (its config.json and tokenizer)",
+                       f"https://huggingface.co/{repo}",
+                       f"on a machine with network run `huggingface-cli download {repo}` and copy the Hugging Face "
+                       "cache here (the architecture cannot be built without it, not even at random initialisation "
+                       "for a rehearsal)", problem="architecture files not found offline")
+
+
 def _missing(what: str, source: str, how: str, problem: str = "checkpoint not found offline") -> MissingCheckpointError:
     return MissingCheckpointError(f"{problem}: {what}.\n  It would come from: {source}\n  To provide it: {how}")
 
@@ -314,6 +334,11 @@ def check_available(name: str, pretrained: str | None = None, *, cache_dir: str 
         return
     if name.startswith("hf-hub:"):
         repo_id = name[len("hf-hub:"):]
+        if rehearsing():  # the architecture itself lives in the repo: there is nothing to build at random init
+            raise _missing(name, f"https://huggingface.co/{repo_id} (its open_clip_config.json)",
+                           "the rehearsal cannot stand in for a Hub-defined model; rehearse with the open_clip "
+                           "architecture it is built on, or download the repo and pass 'local-dir:<path>'",
+                           problem="architecture files not found offline")
         if offline_mode() and not _hub_weights_on_disk(repo_id, None, cache_dir):
             source = _hub_source(name, cache_dir)
             raise _missing(name, source.description, source.how)
@@ -326,6 +351,7 @@ def check_available(name: str, pretrained: str | None = None, *, cache_dir: str 
                            "open_clip_pytorch_model.bin) in it, as saved by open_clip's push_to_hf_hub tools.")
         return
     _check_architecture(name)
+    _check_hub_text_tower(name, cache_dir)
     if pretrained is None:
         return
     if rehearsing():  # nothing is read from disk; a misspelt tag still fails as it would for real
