@@ -24,6 +24,7 @@ from clipbook.progress import progress
 from clipbook.toyworld import splits as toy_splits
 from clipbook.toyworld import suite, world
 from clipbook.toyworld.captions import alt_text
+from clipbook.training.loop import cosine_lr  # the one warm-up + cosine schedule (open_clip's)
 
 TINY_CLIP_NAME = "clipbook-tiny-rn"
 TINY_CLIP_CONFIG = {
@@ -140,15 +141,6 @@ def quiet_open_clip():
         yield
     finally:
         logger.setLevel(level)
-
-
-def cosine_lr(step: int, total: int, base_lr: float, warmup: int) -> float:
-    """Learning rate at `step` of `total`: linear warm-up to `base_lr` over `warmup` steps, then cosine decay to 0
-    (open_clip's training/scheduler.py `cosine_lr`, per step)."""
-    if step < warmup:
-        return base_lr * (step + 1) / warmup
-    progress_ = (step - warmup) / max(1, total - warmup)
-    return 0.5 * base_lr * (1 + math.cos(math.pi * progress_))
 
 
 def checkpoint_key(recipe: dict | None = None) -> str:
