@@ -121,7 +121,7 @@ def encode_levels() -> dict:
     annotations = [world.annotations(dataset.scenes[i]) for i in range(scenes)]
     K = max(len(a) for a in annotations)
     clip_levels, ssl_levels = [], []
-    with torch.no_grad():
+    with torch.no_grad(), deterministic_torch(threads=1):  # one thread: a second only spins on a loaded 2-core box
         for start in range(0, scenes, 50):
             batch = range(start, min(start + 50, scenes))
             images = [dataset[i][0] for i in batch]
@@ -232,7 +232,7 @@ def train_probe(arm: str, seed: int) -> dict:
     return {"losses": losses, "accuracy": accuracy}
 
 
-with deterministic_torch(threads=1):  # tiny full-batch steps: a second thread only adds OpenMP spin on 2 cores
+with deterministic_torch(threads=1):  # tiny full-batch steps: a second thread only spins
     runs = {(arm, seed): train_probe(arm, seed) for arm in ARMS for seed in seeds}
 rows = pd.DataFrame([{"model": model_name, "dataset": datasets[0], "metric": "referring selection accuracy",
                       "method": arm, "seed": seed, "value": runs[arm, seed]["accuracy"]} for arm, seed in runs])
@@ -253,16 +253,23 @@ pd.DataFrame({"arm": list(ARMS),
 # ## Sanity check: mask pooling against a naive loop
 #
 # An independent formulation of the pooling: on one scene and one level, the full-resolution mask is averaged
-# over each feature cell by explicit slicing, then the feature map is weighted and summed by hand. It fails if
+# over each feature cell by explicit slicing (cells as the input pixels each feature location covers, also when the
+# sizes do not divide, e.g. RN50's 56 × 56 stage over a 64-pixel mask), then the feature map is weighted and
+# summed by hand. It fails if
 # the adaptive pooling misaligns masks and cells (e.g. a crop in the preprocessing, or a transposed map).
 
 # %%
-with torch.no_grad():
+with torch.no_grad(), deterministic_torch(threads=1):
     fmap = towers.resnet_stages(clip.model.visual, clip.preprocess(dataset[0][0])[None])[1][0]
 mask = torch.from_numpy(world.annotations(dataset.scenes[0])[0]["mask"]).float()
-cell_h, cell_w = mask.shape[0] // fmap.shape[-2], mask.shape[1] // fmap.shape[-1]
-cell_weights = torch.tensor([[float(mask[y * cell_h:(y + 1) * cell_h, x * cell_w:(x + 1) * cell_w].mean())
-                              for x in range(fmap.shape[-1])] for y in range(fmap.shape[-2])])
+H, W, h, w = *mask.shape, *fmap.shape[-2:]
+
+
+def cell(i: int, n: int, size: int) -> slice:  # feature cell i of n covers input pixels [floor(i s/n), ceil((i+1) s/n))
+    return slice(i * size // n, -(-(i + 1) * size // n))
+
+
+cell_weights = torch.tensor([[float(mask[cell(y, h, H), cell(x, w, W)].mean()) for x in range(w)] for y in range(h)])
 naive = (fmap * cell_weights).sum((1, 2)) / cell_weights.sum()
 pooling_error = float((naive - mask_pool([fmap], mask[None])[0][0]).abs().max())
 assert pooling_error < 1e-4, pooling_error
