@@ -300,7 +300,9 @@ from clipbook.claims import Claim
 
 PROXY = "a referring-selection probe on frozen, mask-pooled features (proxy for the MLLM; no official code)"
 METRIC = "referring selection accuracy"
-REQUIRES = ("baseline-above-chance", *(f"loss-fell | {arm}" for arm in ARMS))
+ARM_NAMES = ["CLIP last layer", "CLIP multi-level", "SSL last layer + MLP", "SSL multi-level + MLP",
+             "COMM (CLIP + SSL multi-level)"]  # the arms above (this cell stands alone for the contract's checks)
+REQUIRES = ("baseline-above-chance", *(f"loss-fell | {arm}" for arm in ARM_NAMES))
 CLAIMS = [
     Claim("clip-multi-level", "Multi-level CLIP features (LLN-Layerscale) beat CLIP's last layer at referring",
           method="CLIP multi-level", baseline="CLIP last layer", metric=METRIC, measured_on=PROXY, requires=REQUIRES),
@@ -327,7 +329,7 @@ PRECONDITIONS = [at_least("baseline-above-chance", "CLIP last layer: mean accura
     at_least(f"loss-fell | {arm}", f"{arm}: smallest drop of the probe's loss over seeds (first minus last step)",
              float(min(runs[arm, s]["losses"][0] - runs[arm, s]["losses"][-1] for s in seeds)), 1e-6)
     for arm in ARMS]
-assert {p.id for p in PRECONDITIONS} == set(REQUIRES)
+assert {p.id for p in PRECONDITIONS} == set(REQUIRES) and list(ARMS) == ARM_NAMES
 
 # %%
 clipbook.record(session, rows=rows, claims=CLAIMS, reported=REPORTED, preconditions=PRECONDITIONS)
