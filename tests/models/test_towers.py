@@ -38,3 +38,30 @@ def test_trunk_then_pool_is_the_whole_resnet_tower():
         trunk = towers.resnet_trunk(visual, images)
         assert trunk.shape == (3, 256, 2, 2)
         assert torch.allclose(towers.attention_pool(visual.attnpool, trunk), visual(images), atol=1e-5)
+
+
+def test_resnet_stages_end_at_the_trunk_and_halve_the_resolution():
+    torch.manual_seed(0)
+    visual = ModifiedResNet(layers=[1, 1, 1, 1], output_dim=16, heads=2, image_size=64, width=8).eval()
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        maps = towers.resnet_stages(visual, images)
+        assert [m.shape[-1] for m in maps] == [16, 8, 4, 2]
+        assert torch.equal(maps[-1], towers.resnet_trunk(visual, images))
+
+
+def test_vit_block_maps_match_timms_intermediate_layers_and_forward_features():
+    import timm
+
+    torch.manual_seed(0)
+    vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0, img_size=32, depth=3).eval()
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        maps = towers.vit_block_maps(vit, images)
+        assert [tuple(m.shape) for m in maps] == [(2, 192, 2, 2)] * 3
+        final = vit.forward_features(images)[:, vit.num_prefix_tokens:]
+        assert torch.allclose(maps[-1].flatten(2).transpose(1, 2), final, atol=1e-5)
+        # timm's own extractor (raw block outputs, reshaped to maps) for the earlier blocks
+        theirs = vit.forward_intermediates(images, indices=3, norm=False, intermediates_only=True)
+        for ours, ref in zip(maps[:-1], theirs[:-1]):
+            assert torch.allclose(ours, ref, atol=1e-5)

@@ -39,3 +39,33 @@ def attention_pool(pool: nn.Module, feature_map: torch.Tensor, extra_tokens: tor
 
     pooled = F.scaled_dot_product_attention(heads(pool.q_proj(x[:, :1])), heads(pool.k_proj(x)), heads(pool.v_proj(x)))
     return pool.c_proj(pooled.transpose(1, 2).flatten(2))[:, 0]
+
+
+def resnet_stages(visual: nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
+    """The feature maps after each of a ModifiedResNet's four stages (multi-level features, e.g. COMM's CLIP branch).
+
+    Returns [layer1, layer2, layer3, layer4] outputs, (N, C_l, H/4/2^l', W/...) each; the last equals
+    `resnet_trunk(visual, images)`.
+    """
+    x, maps = visual.stem(images), []
+    for stage in (visual.layer1, visual.layer2, visual.layer3, visual.layer4):
+        x = stage(x)
+        maps.append(x)
+    return maps
+
+
+def vit_block_maps(vit: nn.Module, images: torch.Tensor, *, final_norm_last: bool = True) -> list[torch.Tensor]:
+    """A timm VisionTransformer's patch tokens after each block, as (N, D, H/p, W/p) maps (multi-level features).
+
+    The prefix tokens (CLS, registers) are dropped. With `final_norm_last`, the last block's tokens pass the
+    model's final LayerNorm, so the last map equals `vit.forward_features(images)`'s patch tokens; the others are
+    the raw residual stream.
+    """
+    x = vit.norm_pre(vit._pos_embed(vit.patch_embed(images)))
+    side_h, side_w = images.shape[-2] // vit.patch_embed.patch_size[0], images.shape[-1] // vit.patch_embed.patch_size[1]
+    maps = []
+    for index, block in enumerate(vit.blocks):
+        x = block(x)
+        tokens = vit.norm(x) if final_norm_last and index == len(vit.blocks) - 1 else x
+        maps.append(tokens[:, vit.num_prefix_tokens:].transpose(1, 2).unflatten(2, (side_h, side_w)))
+    return maps
