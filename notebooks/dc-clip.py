@@ -76,7 +76,7 @@ from clipbook import determinism, metrics
 from clipbook.cache import cached
 from clipbook.claims import at_least, fact
 from clipbook.evaluation.classification import ClassificationTask
-from clipbook.models.loader import check_available, load_model, rehearsing
+from clipbook.models.loader import load_model, rehearsing
 from clipbook.report.rows import summarise
 from clipbook.toyworld import languages as lang
 
@@ -108,9 +108,6 @@ if not TOY:
         raise ValueError(f"no second-language prompts for {missing}; add them to SECOND_LANGUAGE_PROMPTS "
                          f"(known: {sorted(SECOND_LANGUAGE_PROMPTS)})")
 
-
-for name, tag in models:  # before any work: an XLM-R text tower needs Hub files even at random init
-    check_available(name, tag)
 
 # %% [markdown]
 # ## The method

@@ -100,26 +100,10 @@ torch.set_num_threads(1)  # two cores are shared; one thread per notebook
 
 
 def check_paper_path() -> None:
-    """The paper profile's prerequisites, checked before anything is built: one clear line naming what is missing.
-
-    open_clip builds the XLM-R text tower of `xlm-roberta-base-ViT-B-32` (and of the RS-M-CLIP checkpoint, which
-    shares its config) with `transformers.AutoConfig.from_pretrained("xlm-roberta-base")` and tokenizes with
-    `AutoTokenizer.from_pretrained("xlm-roberta-base")` (open_clip `hf_model.py::HFTextEncoder`,
-    `tokenizer.py::HFTokenizer`); offline both raise OSError ("couldn't connect to huggingface.co"), even at random
-    init. The remote-sensing caption sets (RSICD, RSITMD, UCM-captions) have no loader in clipbook yet."""
+    """The paper profile's missing piece, named before anything is built. (The XLM-R text tower's Hub files are
+    checked earlier, by `clipbook.start`'s preflight: `models.loader.check_available`.)"""
     if profile == "offline":
         return
-    import transformers
-
-    try:
-        transformers.AutoConfig.from_pretrained("xlm-roberta-base", local_files_only=True)
-        transformers.AutoTokenizer.from_pretrained("xlm-roberta-base", local_files_only=True)
-    except OSError:
-        raise RuntimeError(
-            "rs-m-clip paper path: the Hugging Face files of 'xlm-roberta-base' (config.json, sentencepiece.bpe.model, "
-            "tokenizer.json) are not in the HF cache, and open_clip needs them to build the XLM-R text tower even at "
-            "random init; on a machine with network run `huggingface-cli download FacebookAI/xlm-roberta-base "
-            "config.json sentencepiece.bpe.model tokenizer.json` (HF_HOME shared with this run)") from None
     raise NotImplementedError(
         "rs-m-clip paper path: the remote-sensing caption datasets (RSICD, RSITMD, UCM-captions; papers.md §24) have "
         "no loader in clipbook.data yet, so the released checkpoint cannot be evaluated against its base here")

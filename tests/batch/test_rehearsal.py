@@ -11,6 +11,7 @@ import pytest
 
 from clipbook.batch.profiles import plan
 from clipbook.batch.runner import run_batch
+from clipbook.models.loader import ARCHITECTURE_MISSING
 
 ROOT = Path(__file__).resolve().parents[2]
 REHEARSED = sorted(plan(ROOT, "rehearsal", None))  # every notebook with notebooks/profiles/paper/<slug>.yaml
@@ -39,7 +40,7 @@ def test_rehearsal_runs_the_paper_path_to_ok_with_every_claim_not_tested(workboo
     results = run_batch(workbook, profile="rehearsal", papers=[slug], log=lambda message: None)
     record = results["papers"][slug]
     error = str(record.get("error") or "")
-    if record["status"] != "ok" and "architecture files not found offline" in error:
+    if record["status"] != "ok" and ARCHITECTURE_MISSING in error:
         # an architecture defined by Hub files (an hf-hub: model, an XLM-R text tower) cannot be built on a machine
         # without them, not even at random init; the loader names them before any work (tests/models/test_loader.py).
         # README, "Rehearsal", lists these notebooks; the xfail turns into a pass once the files are in the cache.

@@ -39,6 +39,10 @@ class MissingCheckpointError(FileNotFoundError):
     pass
 
 
+# How a missing architecture (not weights) is named: the rehearsal test recognises these notebooks by it.
+ARCHITECTURE_MISSING = "architecture files not found offline"
+
+
 @dataclass
 class LoadedModel:
     model: Any
@@ -111,7 +115,7 @@ def _check_hub_text_tower(name: str, cache_dir: str | None) -> None:
                        f"https://huggingface.co/{repo}",
                        f"on a machine with network run `huggingface-cli download {repo}` and copy the Hugging Face "
                        "cache here (the architecture cannot be built without it, not even at random initialisation "
-                       "for a rehearsal)", problem="architecture files not found offline")
+                       "for a rehearsal)", problem=ARCHITECTURE_MISSING)
 
 
 def _missing(what: str, source: str, how: str, problem: str = "checkpoint not found offline") -> MissingCheckpointError:
@@ -338,7 +342,7 @@ def check_available(name: str, pretrained: str | None = None, *, cache_dir: str 
             raise _missing(name, f"https://huggingface.co/{repo_id} (its open_clip_config.json)",
                            "the rehearsal cannot stand in for a Hub-defined model; rehearse with the open_clip "
                            "architecture it is built on, or download the repo and pass 'local-dir:<path>'",
-                           problem="architecture files not found offline")
+                           problem=ARCHITECTURE_MISSING)
         if offline_mode() and not _hub_weights_on_disk(repo_id, None, cache_dir):
             source = _hub_source(name, cache_dir)
             raise _missing(name, source.description, source.how)
