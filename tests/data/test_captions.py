@@ -56,3 +56,16 @@ def test_urban1k_images_without_a_caption_file_are_an_error(tmp_path):
     (folder / "caption" / "2.txt").unlink()
     with pytest.raises(ValueError, match="no caption file .*2.txt"):
         load_dataset("urban1k", "test", root=tmp_path)
+
+
+@pytest.mark.parametrize("name, annotation, first_image", [
+    ("rsicd", "dataset_rsicd.json", "RSICD_images/test_000000.jpg"),
+    ("rsitmd", "dataset_RSITMD.json", "images/test_000000.tif"),
+    ("ucm_captions", "dataset.json", "imgs/test_000000.tif")])
+def test_remote_sensing_sets_read_their_release_layouts(tmp_path, name, annotation, first_image):
+    """The file names and the TIFF images of the releases (RSITMD and UCM-captions ship .tif)."""
+    folder = fake_layouts.write_layout(name, tmp_path)
+    assert (folder / annotation).exists()
+    dataset = load_dataset(name, "test", root=tmp_path)
+    assert dataset.relative_paths[0] == first_image and dataset[0][0].mode == "RGB"
+    assert len(dataset.captions[0]) == 5

@@ -180,10 +180,33 @@ def test_a_hub_defined_text_tower_missing_offline_is_named_before_anything_is_bu
     with pytest.raises(loader.MissingCheckpointError, match="'xlm-roberta-base'") as missing:
         loader.check_available("xlm-roberta-base-ViT-B-32", "laion5b_s13b_b90k", cache_dir=str(tmp_path))
     assert "huggingface-cli download xlm-roberta-base" in str(missing.value)
-    monkeypatch.setenv("CLIPBOOK_PROFILE", "rehearsal")
+    loader.check_available("ViT-B-32", None)  # a tower open_clip defines itself needs nothing from the Hub
+    monkeypatch.setenv("CLIPBOOK_PROFILE", "rehearsal")  # a tower without a stand-in is still named
+    monkeypatch.setattr(loader.hub_standins, "HUB_TEXT_TOWERS", {})
     with pytest.raises(loader.MissingCheckpointError, match="not even at random initialisation"):
         loader.check_available("xlm-roberta-base-ViT-B-32", "laion5b_s13b_b90k", cache_dir=str(tmp_path))
-    loader.check_available("ViT-B-32", None)  # a tower open_clip defines itself needs nothing from the Hub
+
+
+def test_the_rehearsal_builds_an_xlm_r_clip_and_its_hub_fine_tune_from_the_published_configs(monkeypatch):
+    """The real architecture (XLM-R base text tower: 250002 x 768 embeddings, 12 layers; ViT-B/32) at random init,
+    with the stand-in tokenizer; the hf-hub fine-tune gets its own seed, so it differs from its base."""
+    monkeypatch.setenv("CLIPBOOK_PROFILE", "rehearsal")
+    base = loader.load_model("xlm-roberta-base-ViT-B-32", "laion5b_s13b_b90k")
+    transformer = base.model.text.transformer
+    assert transformer.embeddings.word_embeddings.weight.shape == (250002, 768)
+    assert len(transformer.encoder.layer) == 12 and base.model.visual.conv1.kernel_size == (32, 32)
+    tokens = base.tokenizer(["a satellite photo of a forest.", "zz"])
+    # "zz" is <s> ▁ z z </s> and padding: XLM-R's special ids (0, 2, pad 1)
+    assert tokens.shape == (2, 77) and tokens[1, [0, 4, 5]].tolist() == [0, 2, 1] and tokens[1, 2] == tokens[1, 3]
+    assert base.identity["tokenizer"].startswith("rehearsal stand-in")
+    with torch.no_grad():
+        assert base.model.encode_text(tokens).shape == (2, 512)
+    released = loader.load_model("hf-hub:joaodaniel/RS-M-CLIP")
+    assert type(released.model.text.transformer) is type(transformer)
+    assert released.identity["weights"] != base.identity["weights"]
+    normalize = [t for t in released.preprocess.transforms if type(t).__name__ == "Normalize"][0]
+    assert tuple(normalize.mean) == open_clip.get_pretrained_cfg("xlm-roberta-base-ViT-B-32",
+                                                                 "laion5b_s13b_b90k")["mean"]
 
 
 def test_the_rehearsal_names_hub_defined_architectures_it_cannot_stand_in_for(monkeypatch):

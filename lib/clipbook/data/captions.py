@@ -6,7 +6,8 @@ its official caption annotations, and Urban-1k's long captions.
 
 Layouts, as the retrieval code of the papers reads them:
 - "karpathy": Karpathy's split file (`dataset_coco.json`, `dataset_flickr30k.json` from
-  cs.stanford.edu/people/karpathy/deepimagesent): {"images": [{"filepath"?, "filename", "split",
+  cs.stanford.edu/people/karpathy/deepimagesent; the remote-sensing sets RSICD, RSITMD and UCM-captions ship theirs in
+  the same format): {"images": [{"filepath"?, "filename", "split",
   "sentences": [{"raw": ...}]}]}; images under `<folder>/<filepath>/<filename>` (COCO) or
   `<folder>/flickr30k-images/<filename>` (Flickr30k, no filepath). The 5k / 1k test splits of CLIP-style
   retrieval tables (and of CLIP_benchmark's `mscoco_captions` and `flickr30k`).
@@ -52,6 +53,26 @@ CAPTION_DATASETS: dict[str, dict] = {
         "annotation": "caption", "image_dir": "image", "splits": ["test"], "template": "{}",
         "source": "Urban1k.zip from https://huggingface.co/datasets/BeichenZhang/Urban1k, unpacked into Urban1k/ "
                   "(image/<n>.jpg and caption/<n>.txt)"},
+    # Remote-sensing caption sets in the Karpathy format their releases use (no "filepath"; images in one folder).
+    # RS-M-CLIP and the RS retrieval papers it compares with evaluate on their test splits (RSITMD has no val split).
+    "rsicd": {
+        "kind": "captions", "format": "karpathy", "title": "RSICD (remote-sensing image captions, 1093 test images)",
+        "folder": "RSICD", "annotation": "dataset_rsicd.json", "image_dir": "RSICD_images", "splits": ["test", "val"],
+        "template": "{}", "image_suffix": ".jpg",
+        "source": "RSICD_images/ and dataset_rsicd.json, linked from https://github.com/201528014227051/RSICD_optimal "
+                  "(Lu et al., 2017), unpacked into RSICD/"},
+    "rsitmd": {
+        "kind": "captions", "format": "karpathy", "title": "RSITMD (remote-sensing image-text matching, 452 test images)",
+        "folder": "RSITMD", "annotation": "dataset_RSITMD.json", "image_dir": "images", "splits": ["test"],
+        "template": "{}", "image_suffix": ".tif",
+        "source": "images/ and dataset_RSITMD.json, linked from https://github.com/xiaoyuan1996/AMFMN (Yuan et al., "
+                  "2021), unpacked into RSITMD/"},
+    "ucm_captions": {
+        "kind": "captions", "format": "karpathy", "title": "UCM-captions (UC Merced land use with captions)",
+        "folder": "UCM_captions", "annotation": "dataset.json", "image_dir": "imgs", "splits": ["test", "val"],
+        "template": "{}", "image_suffix": ".tif",
+        "source": "imgs/ and dataset.json of UCM-captions (Qu et al., 2016), linked from "
+                  "https://github.com/201528014227051/RSICD_optimal, unpacked into UCM_captions/"},
 }
 
 
@@ -181,7 +202,7 @@ def write_fake_layout(name: str, config: dict, root: Path, size) -> None:
         entries = []
         for split in config["splits"] + ["train"]:
             for i in range(count):
-                filename = f"{split}_{i:06d}.jpg"
+                filename = f"{split}_{i:06d}{config.get('image_suffix', '.jpg')}"
                 sub = config["image_dir"] or "val2014"
                 write_image(folder / sub / filename, f"{name}/{split}/{i}")
                 entry = {"filename": filename, "split": split, "sentences": [{"raw": caption(i, k)} for k in range(5)]}

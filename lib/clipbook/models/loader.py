@@ -14,7 +14,9 @@ MissingCheckpointError saying which file, where it would come from and how to pr
 Under the rehearsal profile (`clipbook.session.REHEARSAL_PROFILES`) every checkpoint of an open_clip
 architecture is that architecture at random initialisation, seeded by its name and tag, with the tag's
 preprocessing kept: the paper path runs on the real model shapes without any weights. Unknown
-architectures and tags still fail as they would under the paper profile.
+architectures and tags still fail as they would under the paper profile. Architectures defined by Hub files
+(a Hugging Face text tower such as XLM-R; an `hf-hub:` fine-tune of a built-in architecture) are built from
+`models.hub_standins` (published configs, a labelled stand-in tokenizer), or named as missing.
 """
 from __future__ import annotations
 
@@ -22,11 +24,13 @@ import difflib
 import hashlib
 import os
 import pickle
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from clipbook.cache import CorruptCacheError
+from clipbook.models import hub_standins
 
 TINY_TAG = "toyworld"
 
@@ -107,6 +111,8 @@ def _check_hub_text_tower(name: str, cache_dir: str | None) -> None:
 
     repo = (open_clip.get_model_config(name) or {}).get("text_cfg", {}).get("hf_model_name")
     if repo is None or not (offline_mode() or rehearsing()):
+        return
+    if rehearsing() and repo in hub_standins.HUB_TEXT_TOWERS:  # built from its published config (hub_standins)
         return
     from huggingface_hub import try_to_load_from_cache
 
@@ -205,24 +211,52 @@ def random_init_seed(name: str, pretrained: str | None) -> int:
 
 
 def _load_random_init(name: str, pretrained: str | None, *, device: str,
-                      preprocess_from: str | None) -> tuple[Any, Callable, dict]:
+                      preprocess_from: str | None) -> tuple[Any, Callable, dict, Callable | None]:
     """The rehearsal's stand-in for a checkpoint: the same architecture, seeded random weights, the tag's
     preprocessing (`preprocess_from` for a weights file)."""
     import open_clip
     import torch
 
-    if name.startswith(("hf-hub:", "local-dir:")):
+    architecture, tag = name, preprocess_from if pretrained is not None and _is_path(pretrained) else pretrained
+    if name in hub_standins.HUB_ARCHITECTURES:  # an hf-hub: fine-tune of a built-in architecture
+        architecture, tag = (hub_standins.HUB_ARCHITECTURES[name][k] for k in ("architecture", "preprocess_from"))
+    elif name.startswith(("hf-hub:", "local-dir:")):
         raise UnknownModelError(f"the rehearsal profile cannot stand in for {name!r}: its architecture is defined by "
                                 "files that are not on disk; name an open_clip architecture and tag instead")
-    _check_architecture(name)
-    tag = preprocess_from if pretrained is not None and _is_path(pretrained) else pretrained
-    kwargs = _preprocess_kwargs(name, tag) if tag else {}
+    _check_architecture(architecture)
+    kwargs = _preprocess_kwargs(architecture, tag) if tag else {}
+    tokenizer = None
+    text_cfg = (open_clip.get_model_config(architecture) or {}).get("text_cfg", {})
+    if text_cfg.get("hf_model_name") in hub_standins.HUB_TEXT_TOWERS:  # the real tower, its stand-in tokenizer
+        standin = str(hub_standins.text_tower_standin(text_cfg["hf_model_name"]))
+        kwargs["text_cfg"] = {**text_cfg, "hf_model_name": standin, "hf_tokenizer_name": standin,
+                              "hf_model_pretrained": False}
+        tokenizer = open_clip.tokenizer.HFTokenizer(standin, context_length=text_cfg.get("context_length", 77))
     seed = random_init_seed(name, pretrained)
     with torch.random.fork_rng(devices=[]):  # the notebook's own random stream is left as it was
         torch.manual_seed(seed)
-        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=None, device=device, **kwargs)
+        with _quiet_partial_init():
+            model, _, preprocess = open_clip.create_model_and_transforms(architecture, pretrained=None, device=device,
+                                                                         **kwargs)
     identity = {"name": name, "weights": f"random-init(seed {seed}, for {pretrained}):{_state_dict_sha256(model)}"}
-    return model, preprocess, identity
+    if tokenizer is not None:
+        identity["tokenizer"] = hub_standins.STANDIN_LABEL
+    return model, preprocess, identity, tokenizer
+
+
+@contextmanager
+def _quiet_partial_init():
+    """open_clip logs "initialized partially" for a Hugging Face text tower built without its weights: here that is
+    the point (random initialisation), and the warning would only reach the notebook's stored output."""
+    import logging
+
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def _file_sha256(path: Path) -> str:
@@ -261,8 +295,9 @@ def load_model(name: str, pretrained: str | None = None, *, device: str = "cpu",
     check_available(name, pretrained, cache_dir=cache_dir)  # fails before anything is built
     is_tiny = name == tiny_clip.TINY_CLIP_NAME and pretrained in (None, TINY_TAG)
     if rehearsing() and not is_tiny:
-        model, preprocess, identity = _load_random_init(name, pretrained, device=device, preprocess_from=preprocess_from)
-        return _loaded(model, preprocess, name, pretrained, identity)
+        model, preprocess, identity, tokenizer = _load_random_init(name, pretrained, device=device,
+                                                                   preprocess_from=preprocess_from)
+        return _loaded(model, preprocess, name, pretrained, identity, tokenizer)
     kwargs: dict[str, Any] = {"device": device, "cache_dir": cache_dir}
     identity: dict[str, Any] = {"name": name}
     download_from: _WeightsSource | None = None  # set for the sources open_clip downloads
@@ -318,14 +353,15 @@ def load_model(name: str, pretrained: str | None = None, *, device: str = "cpu",
     return _loaded(model, preprocess, name, pretrained, identity)
 
 
-def _loaded(model, preprocess: Callable, name: str, pretrained: str | None, identity: dict) -> LoadedModel:
+def _loaded(model, preprocess: Callable, name: str, pretrained: str | None, identity: dict,
+            tokenizer: Callable | None = None) -> LoadedModel:
     import open_clip
 
     from clipbook.report import provenance
 
     model.eval()
     provenance.note_model(identity)
-    return LoadedModel(model=model, preprocess=preprocess, tokenizer=open_clip.get_tokenizer(name), name=name,
+    return LoadedModel(model=model, preprocess=preprocess, tokenizer=tokenizer or open_clip.get_tokenizer(name), name=name,
                        pretrained=pretrained, identity=identity)
 
 
@@ -338,6 +374,10 @@ def check_available(name: str, pretrained: str | None = None, *, cache_dir: str 
         return
     if name.startswith("hf-hub:"):
         repo_id = name[len("hf-hub:"):]
+        if rehearsing() and name in hub_standins.HUB_ARCHITECTURES:  # built as the architecture it fine-tunes
+            _check_architecture(hub_standins.HUB_ARCHITECTURES[name]["architecture"])
+            _check_hub_text_tower(hub_standins.HUB_ARCHITECTURES[name]["architecture"], cache_dir)
+            return
         if rehearsing():  # the architecture itself lives in the repo: there is nothing to build at random init
             raise _missing(name, f"https://huggingface.co/{repo_id} (its open_clip_config.json)",
                            "the rehearsal cannot stand in for a Hub-defined model; rehearse with the open_clip "
