@@ -24,7 +24,6 @@ import difflib
 import hashlib
 import os
 import pickle
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -217,6 +216,8 @@ def _load_random_init(name: str, pretrained: str | None, *, device: str,
     import open_clip
     import torch
 
+    from clipbook.models.tiny_clip import quiet_open_clip
+
     architecture, tag = name, preprocess_from if pretrained is not None and _is_path(pretrained) else pretrained
     if name in hub_standins.HUB_ARCHITECTURES:  # an hf-hub: fine-tune of a built-in architecture
         architecture, tag = (hub_standins.HUB_ARCHITECTURES[name][k] for k in ("architecture", "preprocess_from"))
@@ -235,28 +236,14 @@ def _load_random_init(name: str, pretrained: str | None, *, device: str,
     seed = random_init_seed(name, pretrained)
     with torch.random.fork_rng(devices=[]):  # the notebook's own random stream is left as it was
         torch.manual_seed(seed)
-        with _quiet_partial_init():
+        # open_clip logs "initialized partially" for a Hugging Face tower built without its weights: the point here
+        with quiet_open_clip():
             model, _, preprocess = open_clip.create_model_and_transforms(architecture, pretrained=None, device=device,
                                                                          **kwargs)
     identity = {"name": name, "weights": f"random-init(seed {seed}, for {pretrained}):{_state_dict_sha256(model)}"}
     if tokenizer is not None:
         identity["tokenizer"] = hub_standins.STANDIN_LABEL
     return model, preprocess, identity, tokenizer
-
-
-@contextmanager
-def _quiet_partial_init():
-    """open_clip logs "initialized partially" for a Hugging Face text tower built without its weights: here that is
-    the point (random initialisation), and the warning would only reach the notebook's stored output."""
-    import logging
-
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.setLevel(level)
 
 
 def _file_sha256(path: Path) -> str:
