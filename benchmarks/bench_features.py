@@ -3,6 +3,7 @@
     python benchmarks/bench_features.py                 # features only
     python benchmarks/bench_features.py --batch         # plus the offline batch, cold and warm, per notebook
     python benchmarks/bench_features.py --pretrain      # plus the cold start (the three tiny models from scratch)
+    python benchmarks/bench_features.py --batch --papers long-clip,rs-m-clip   # the batch timing for some papers
 
 Same model (the tiny CLIP), same data (the toy world's test split), same thread count. "bare" is the
 floor: `model.encode_image` over tensors already decoded, transformed and stacked in memory; the
@@ -83,7 +84,7 @@ def bench_pretraining() -> dict:
 WARM_NOTEBOOK_BUDGET_S = 45  # the developers' guide: a notebook takes at most 45 s with a warm cache on 2 cores
 
 
-def bench_batch() -> dict:
+def bench_batch(papers: str | None = None) -> dict:
     """Wall time of `invoke batch --force` with an empty feature cache (the tiny CLIP kept), then warm; and each
     notebook's warm runtime (its record's `runtime_s`) against the 45 s budget."""
     env = {**os.environ}
@@ -92,13 +93,14 @@ def bench_batch() -> dict:
         checkpoints = Path(env.get("CLIPBOOK_CACHE", Path.home() / ".cache" / "clipbook")) / "checkpoints"
         os.symlink(checkpoints, Path(features_only) / "checkpoints")
         env["CLIPBOOK_CACHE"] = features_only
+        command = [sys.executable, "-m", "invoke", "batch", "--force"] + (["--papers", papers] if papers else [])
         for label in ("cold", "warm"):
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "invoke", "batch", "--force"], cwd=ROOT, env=env, check=True,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(command, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
             timings[f"batch_{label}_s"] = time.perf_counter() - start
-            papers = json.loads((ROOT / "reports" / "offline" / "results.json").read_text())["papers"]
-            timings.update({f"notebook_{label}_{slug}_s": record["runtime_s"] for slug, record in papers.items()})
+            records = json.loads((ROOT / "reports" / "offline" / "results.json").read_text())["papers"]
+            timings.update({f"notebook_{label}_{slug}_s": record["runtime_s"] for slug, record in records.items()
+                            if not papers or slug in papers.split(",")})
     timings["warm_notebooks_over_budget"] = sum(
         value > WARM_NOTEBOOK_BUDGET_S for name, value in timings.items() if name.startswith("notebook_warm_"))
     return timings
@@ -109,16 +111,18 @@ def main() -> None:
     parser.add_argument("--batch", action="store_true", help="also time the offline batch (minutes)")
     parser.add_argument("--pretrain", action="store_true",
                         help="also time the cold start: the three tiny models trained from scratch (minutes)")
+    parser.add_argument("--papers", help="with --batch: only these notebooks (comma-separated slugs)")
+    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results.json"), help="where to write the JSON")
     args = parser.parse_args()
     os.environ.setdefault("CLIPBOOK_PROGRESS", "0")
     results = bench_features()
     if args.batch:
-        results.update(bench_batch())
+        results.update(bench_batch(args.papers))
     if args.pretrain:
         results.update(bench_pretraining())
     for name, value in results.items():
         print(f"{name:<28} {value:12.1f}")
-    (ROOT / "benchmarks" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":
