@@ -128,6 +128,7 @@ from clipbook.models.loader import load_model
 from clipbook.report.record import use_style
 from clipbook.report.rows import reported_rows, summarise
 from clipbook.toyworld.caption_sets import captions as toy_captions
+from clipbook.toyworld.world import visual_words
 
 session = clipbook.start(SPEC, globals())
 require_java()  # the PTB tokenizer and METEOR are Java: stop now, not after the training
@@ -191,8 +192,11 @@ print("e.g.", references["test"][0])
 # tower, $t_c$, and the image's embedding $v$ retrieves the $K$ most similar,
 # $$\mathcal{C}(v) = \operatorname{top-}K_c\ \frac{v^\top t_c}{\lVert v\rVert\,\lVert t_c\rVert}.$$
 # The paper's vocabulary comes from Visual Genome and its extractor is trained there; offline the vocabulary is
-# the `concept_vocabulary` most frequent content words of the training captions and retrieval is CLIP's zero-shot
-# similarity (no training: a stated deviation). A concept is *true* for an image when it occurs in one of the
+# the `concept_vocabulary` most frequent words of the training captions that name something drawn in the world
+# (`toyworld.world.visual_words`: classes, parts, attributes, colours, backgrounds — the toy counterpart of Visual
+# Genome's objects and attributes; a template word such as "photo", in nearly every caption, names nothing drawn),
+# on a real caption set its most frequent content words, and retrieval is CLIP's zero-shot similarity (no
+# training: a stated deviation). A concept is *true* for an image when it occurs in one of the
 # image's references; **concept precision@K** is the share of retrieved concepts that are true. The baseline
 # retrieves the same $K$ most frequent concepts for every image (a frequency prior).
 
@@ -207,8 +211,9 @@ def words(text: str) -> list[str]:
 
 
 word_counts = Counter(w for refs in references["train"] for text in refs for w in words(text))
+nameable = visual_words() if not isinstance(data["train"][0], CaptionDataset) else None  # None: a real caption set
 concepts = [w for w, _ in sorted(word_counts.items(), key=lambda item: (-item[1], item[0]))
-            if w not in FUNCTION_WORDS][:concept_vocabulary]
+            if w not in FUNCTION_WORDS and (nameable is None or w in nameable)][:concept_vocabulary]
 concept_features = F.normalize(loaded.encode_text_prompts(concepts).float().cpu(), dim=-1)
 
 

@@ -173,3 +173,11 @@ def test_caption_levels_of_every_family_name_the_class_and_its_style(family):
         assert world.caption(scene, "name").startswith(world.DOMAINS[scene.domain]["word"])
         description = world.caption(scene, "description")
         assert any(d in description for d in world.CLASSES[scene.classname]["descriptions"])
+
+
+def test_visual_words_name_what_is_drawn_and_not_the_caption_templates():
+    vocabulary = world.visual_words()
+    assert {"red", "large", "circle", "disc", "petals", "cat", "background", "b737"} <= vocabulary
+    assert all(word in vocabulary for name in world.CLASSES for word in re.findall(r"[a-z0-9]+", name))
+    # template words of the captions ("a photo of", "a sketch of") and the rendering domains name nothing drawn
+    assert not {"photo", "sketch", "cartoon", "picture", "image"} & vocabulary
