@@ -249,13 +249,17 @@ def fine_tune(kind: str, seed: int) -> dict:
     return {"text_state": state, "losses": losses}
 
 
-def trained(kind: str, seed: int) -> dict:
-    spec = {"version": 1, "kind": kind, "seed": seed, "base": base.identity, "data": train_scenes.fingerprint(),
+def training_spec(kind: str, seed: int) -> dict:
+    return {"version": 1, "kind": kind, "seed": seed, "base": base.identity, "data": train_scenes.fingerprint(),
             "epochs": epochs, "lr": learning_rate, "keep": kept_positions, "ratio": stretch_ratio, "pca": pca_dim}
-    return cache.cached("long-clip-finetune", spec, lambda: fine_tune(kind, seed), name=f"{kind}-{seed}")
 
 
-def as_loaded(kind: str, run: dict) -> LoadedModel:
+def trained(kind: str, seed: int) -> dict:
+    return cache.cached("long-clip-finetune", training_spec(kind, seed), lambda: fine_tune(kind, seed),
+                        name=f"{kind}-{seed}")
+
+
+def as_loaded(kind: str, seed: int, run: dict) -> LoadedModel:
     model = stretched_model(kind)
     model.load_state_dict(run["text_state"], strict=False)
     model.eval()
@@ -263,7 +267,7 @@ def as_loaded(kind: str, run: dict) -> LoadedModel:
     model.encode_text = lambda text, normalize=False: F.normalize(encode_trimmed(model, text), dim=-1) \
         if normalize else encode_trimmed(model, text)
     return LoadedModel(model, base.preprocess, long_tokenizer, base.name, base.pretrained,
-                       identity={**base.identity, "long-clip": kind})
+                       identity={**base.identity, "long-clip": cache.content_key(training_spec(kind, seed))})
 
 
 METHODS = [] if RELEASED else ["naive interpolation", "Long-CLIP"]
@@ -329,6 +333,16 @@ def retrieval_sets() -> list[tuple]:
 
 
 def evaluate(method: str, text_model: LoadedModel, image_model: LoadedModel, seed=None) -> list[dict]:
+    """The rows of one model, cached by both towers' identities and the sets (a warm run only reads them)."""
+    spec = {"version": 1, "text": text_model.identity, "image": image_model.identity, "method": method, "seed": seed,
+            "retrieval": [(label, dataset.fingerprint(), cache.content_key([texts, owner.tolist()]))
+                          for label, dataset, texts, owner in RETRIEVAL_SETS],
+            "classification": classification_datasets, "model": models[0][0]}
+    return cache.cached("long-clip-eval", spec, lambda: encode_and_score(method, text_model, image_model, seed),
+                        name=f"{method}-{seed}")
+
+
+def encode_and_score(method: str, text_model: LoadedModel, image_model: LoadedModel, seed=None) -> list[dict]:
     out = []
     for label, dataset, texts, owner in RETRIEVAL_SETS:
         images = image_features(image_model, dataset, normalize=True)
@@ -351,7 +365,7 @@ if RELEASED:
     long_clip = released_long_clip()
     rows += evaluate("Long-CLIP", long_clip, long_clip)
 for (kind, seed), run in runs.items():
-    rows += evaluate(kind, as_loaded(kind, run), base, seed)
+    rows += evaluate(kind, as_loaded(kind, seed, run), base, seed)
 rows = pd.DataFrame(rows)
 summarise(rows).round(2)
 
