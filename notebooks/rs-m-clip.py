@@ -91,9 +91,8 @@ from clipbook import claims, metrics, zeroshot
 from clipbook.cache import cached
 from clipbook.data.captions import CAPTION_DATASETS
 from clipbook.data.registry import load_dataset
-from clipbook.evaluation import retrieval
 from clipbook.evaluation.classification import ClassificationTask
-from clipbook.evaluation.retrieval import recall_at_k
+from clipbook.evaluation.retrieval import recall_at_k, text_features
 from clipbook.features import augment_transform, image_features
 from clipbook.models.loader import load_model
 from clipbook.toyworld import caption_sets
@@ -342,7 +341,7 @@ def evaluate_released() -> list[dict]:
             if dataset_name in CAPTION_DATASETS:
                 test = load_dataset(dataset_name, "test")
                 texts, owner = test.caption_pairs()
-                image, text = image_features(loaded, test, normalize=True), retrieval.text_features(loaded, texts)
+                image, text = image_features(loaded, test, normalize=True), text_features(loaded, texts)
                 recalls = recall_at_k(image, text, owner)
                 out += [{**base, "metric": key, "value": value} for key, value in recalls.items()]
                 out.append({**base, "metric": "mean recall", "value": float(np.mean(list(recalls.values())))})

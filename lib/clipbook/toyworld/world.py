@@ -17,6 +17,7 @@ makes true, so describing a class by them is grounded in the pixels.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
@@ -210,20 +211,18 @@ FAMILIES: dict[str, dict] = {
 FAMILY_CLASSES: dict[str, list[str]] = {f: [n for n, s in CLASSES.items() if s["family"] == f] for f in FAMILIES}
 # the generic family's classes: the label space of the "toy" dataset and its shifted domains
 CLASS_NAMES: list[str] = FAMILY_CLASSES["objects"]
+BACKGROUND_INDEX = {name: i for i, name in enumerate(BACKGROUNDS)}
 
 
 def visual_words() -> set[str]:
     """The words that name something drawn in the world: classes, their synonyms and hypernyms, the parts and
     attributes their descriptions list, colours, sizes and backgrounds. It is the toy counterpart of a Visual
     Genome object/attribute vocabulary, and leaves out what only caption templates say ("a photo of")."""
-    import re
-
     phrases = [*COLOURS, *SIZES, *(b["phrase"] for b in BACKGROUNDS.values())]
     for name, spec in CLASSES.items():
         phrases += [name, *spec["synonyms"], *spec["descriptions"], spec.get("hypernym", ""), *spec.get("objects", ())]
     phrases += [hypernym for family in FAMILIES.values() for hypernym in family.get("hypernyms", ())]
     return {word for phrase in phrases for word in re.findall(r"[a-z0-9]+", phrase.lower())}
-BACKGROUND_INDEX = {name: i for i, name in enumerate(BACKGROUNDS)}
 
 
 @dataclass(frozen=True)
