@@ -41,6 +41,7 @@ datasets = ["toy-scenes"]
 classification_datasets = ["toy-pets", "toy-satellite"]
 training_data = "toy-scenes"
 training_images = 0
+arms = ["fine-tuned", "m²-Mix"]
 seeds = [1, 2, 3]
 epochs = 9
 batch_size = 128
@@ -53,7 +54,7 @@ mix_temperature = 0.07
 device = "auto"
 
 # %% tags=["parameter-spec"]
-from clipbook.batch.parameters import Dataset, Float, Int, ListOf, declare
+from clipbook.batch.parameters import Dataset, Float, Int, ListOf, Str, declare
 
 SPEC = declare(
     "profile", "models", "datasets", "seeds", "learning_rate", "device",
@@ -63,6 +64,7 @@ SPEC = declare(
     training_data=Dataset(help="the fine-tuning pairs: a dataset's 'train' split, one caption per image "
                                "(offline: toy-scenes; paper: flickr30k_train)"),
     training_images=Int(minimum=0, help="the first this many training images (0: all)"),
+    arms=ListOf(Str(("fine-tuned", "m²-Mix")), help="the arms fine-tuned: the baseline and m²-Mix at mix_weight"),
     epochs=Int(minimum=1, help="fine-tuning epochs (official scripts/m2mix.sh: --epoch 9)"),
     batch_size=Int(minimum=2, help="pairs per step (official: --bs 128)"),
     weight_decay=Float(minimum=0, help="AdamW weight decay (official: 0.2, argparse default and in the sweep)"),
@@ -266,7 +268,7 @@ def weights_key(model) -> str:
     digest = hashlib.sha256()
     for name, tensor in model.state_dict().items():
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().numpy().tobytes())
+        digest.update(tensor.detach().cpu().contiguous().numpy())  # the buffer itself, no copy
     return digest.hexdigest()[:16]
 
 
@@ -306,7 +308,8 @@ def fine_tune(eta: float | None, seed: int) -> tuple[LoadedModel, dict]:
     return loaded, log
 
 
-ETAS = [None, mix_weight] + ([sensitivity_mix_weight] if sensitivity_mix_weight else [])
+ETAS = [eta for eta, arm in ((None, "fine-tuned"), (mix_weight, "m²-Mix")) if arm in arms] \
+    + ([sensitivity_mix_weight] if sensitivity_mix_weight else [])
 runs = {(arm_label(eta), seed): fine_tune(eta, seed) for eta in ETAS for seed in seeds}
 
 # %% [markdown]
