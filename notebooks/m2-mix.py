@@ -589,3 +589,8 @@ clipbook.record(session, rows=rows, claims=CLAIMS, reported=REPORTED, preconditi
 #
 # **Proxies.** Flickr30k → `toy-scenes` (train to fine-tune, test to evaluate) with detailed captions; ImageNet
 # zero-shot → `toy-pets` and `toy-satellite`; ViT-B/32 → the tiny CLIP's ResNet towers.
+#
+# **Cost** (CPU time user+sys, on the 2-core machine shared with other sessions, load average 2–3): cold (both arms'
+# six fine-tunings and every evaluation; the tiny CLIP cached) about 118 s; warm (everything cached) about 19 s. The
+# rehearsal (ViT-B/32 at random initialisation, one AdamW step of m²-Mix on 4 pairs) about 45 s for the whole
+# `invoke batch --profile rehearsal --papers m2-mix`, 28 s of it in cells, most in the one full-model AdamW step.
