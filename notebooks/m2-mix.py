@@ -78,7 +78,6 @@ SPEC = declare(
 
 # %%
 import copy
-import hashlib
 
 import numpy as np
 import pandas as pd
@@ -96,7 +95,8 @@ from clipbook.models.loader import LoadedModel, load_model, rehearsing
 from clipbook.models.tiny_clip import images_to_tensor
 from clipbook.report.rows import summarise
 from clipbook.toyworld import caption_sets
-from clipbook.training.loop import captions_key, clip_loss, code_fingerprint, encode_pair, trained_clip, train_clip
+from clipbook.training.loop import (PreprocessedImages, captions_key, clip_loss, code_fingerprint, encode_pair,
+                                    train_clip, trained_clip, weights_key)
 
 session = clipbook.start(SPEC, globals())
 TOY = training_data.startswith("toy")
@@ -214,23 +214,12 @@ def encode_in_eval_mode(model, images, tokens) -> dict:
 #    $\eta = 0.05$ as a third arm (its retrieval within about half a point of the baseline's); it is off by default
 #    now (`sensitivity_mix_weight`) because three arms do not fit the notebook's 2-minute cold budget.
 # 4. Zero-shot on two toy sets (pets, satellite), for the same budget.
+# 5. Float32 throughout (the official loop keeps the weights in fp16 between steps, `convert_weights`), and no weight
+#    decay on gains and biases (the library's AdamW groups, as open_clip's; the official decays every parameter).
 
 # %%
 base = load_model(*models[0], device=session.device)
 S0 = float(base.model.logit_scale.detach().exp())
-
-
-class LazyImages:
-    """A real dataset's images as train_clip's `images[indices]`, preprocessed on access."""
-
-    def __init__(self, dataset, preprocess, size: int):
-        self.dataset, self.preprocess, self.size = dataset, preprocess, size
-
-    def __len__(self):
-        return self.size
-
-    def __getitem__(self, indices):
-        return torch.stack([self.preprocess(self.dataset[int(i)][0]) for i in indices])
 
 
 train_set = load_dataset(training_data, "train")
@@ -239,7 +228,7 @@ if TOY:
     train_images = images_to_tensor(train_set.render(range(kept)))
     train_captions, _ = caption_sets.captions(train_set.scenes[:kept], "detailed", per_image=1, seed=0)
 else:
-    train_images = LazyImages(train_set, base.preprocess, kept)
+    train_images = PreprocessedImages(train_set, base.preprocess, kept)
     train_captions = [group[0] for group in train_set.captions[:kept]]
 if kept < batch_size:
     raise ValueError(f"{kept} training images hold no batch of {batch_size}")
@@ -264,14 +253,6 @@ DATA_KEY = {"dataset": train_set.fingerprint(), "images": kept, "captions": capt
 # | m²-Mix (η = `sensitivity_mix_weight`) | the same with the sweep's largest $\eta$, reported beside |
 
 # %%
-def weights_key(model) -> str:
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy())  # the buffer itself, no copy
-    return digest.hexdigest()[:16]
-
-
 # the loss calls these functions, which the plug-in fingerprint of the closure does not see
 METHOD_KEY = {f.__name__: code_fingerprint(f) for f in (geodesic_mix, m2mix_term, draw_lambda)}
 
@@ -323,7 +304,10 @@ runs = {(arm_label(eta), seed): fine_tune(eta, seed) for eta in ETAS for seed in
 # - **alignment** $\mathbb E\lVert f(x) - g(y)\rVert^2$ over image–caption pairs and **uniformity**
 #   $\log \mathbb E\, e^{-2\lVert u - v\rVert^2}$ of the joint set of image and caption embeddings
 #   (`clipbook.evaluation.embedding_space`, Wang & Isola's definitions, as the paper's Section 3), lower is better
-#   for both; the **modality gap** beside them;
+#   for both; the **modality gap** beside them. (The official `do_valid` logs other quantities under these names: a
+#   relative alignment, the positive distance minus the nearest negative's (`loss.py: rel_lalign_torch`), and the
+#   uniformity of the image features concatenated with themselves, `lunif(torch.cat([image_features,
+#   image_features]))`; we keep the paper's definitions.)
 # - **zero-shot accuracy** on the toy suite with each set's prompt template (paper: ImageNet and its shifts).
 
 # %%
