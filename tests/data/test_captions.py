@@ -69,3 +69,11 @@ def test_remote_sensing_sets_read_their_release_layouts(tmp_path, name, annotati
     dataset = load_dataset(name, "test", root=tmp_path)
     assert dataset.relative_paths[0] == first_image and dataset[0][0].mode == "RGB"
     assert len(dataset.captions[0]) == 5
+
+
+def test_flickr30k_train_split_reads_its_own_images_once(tmp_path):
+    fake_layouts.write_layout("flickr30k_test", tmp_path)
+    train, test = load_dataset("flickr30k_test", "train", root=tmp_path), load_dataset("flickr30k_test", "test",
+                                                                                      root=tmp_path)
+    assert len(train) == len(test) and all(p.startswith("flickr30k-images/train_") for p in train.relative_paths)
+    assert len(set(train.relative_paths)) == len(train)

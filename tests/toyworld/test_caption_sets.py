@@ -46,3 +46,16 @@ def test_other_languages_and_bad_arguments(scenes):
         caption_sets.captions(scenes, language="fr")
     with pytest.raises(ValueError, match="positive int"):
         caption_sets.captions(scenes, per_image=0)
+
+
+def test_detailed_captions_describe_their_own_scene():
+    scenes = splits.scenes("scenes-test")[:40]
+    texts, owner = caption_sets.captions(scenes, "detailed", per_image=3, seed=1)
+    for text, index in zip(texts, owner):
+        scene = scenes[index]
+        assert text.startswith("A photo of") and scene.classname in text.lower()
+    # descriptions, unlike the short captions, tell most images apart
+    first = [texts[3 * i] for i in range(len(scenes))]
+    assert len(set(first)) >= 0.9 * len(scenes)
+    short, _ = caption_sets.captions(scenes, "short", per_image=1)
+    assert len(set(first)) > len(set(short))

@@ -160,3 +160,33 @@ def test_schedule_and_recipe_checks():
     with pytest.raises(ValueError, match="captions"):
         train_clip(_model(), images, captions[:3], _tokenizer(), RECIPE_SMALL)
     assert set(RECIPE_SMALL) <= set(RECIPE)
+
+
+def test_weights_key_follows_every_weight():
+    from clipbook.training.loop import weights_key
+
+    model = _model()
+    key = weights_key(model)
+    assert key == weights_key(_model()) and len(key) == 16
+    with torch.no_grad():
+        model.logit_scale.add_(1e-6)
+    assert weights_key(model) != key
+
+
+def test_preprocessed_images_feed_train_clip_batches():
+    from PIL import Image
+
+    from clipbook.training.loop import PreprocessedImages
+
+    class Pictures:
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, i):
+            return Image.new("RGB", (8, 6), (40 * i, 0, 0)), i
+
+    images = PreprocessedImages(Pictures(), lambda image: torch.tensor(np.asarray(image), dtype=torch.float32),
+                                size=4)
+    assert len(images) == 4 and len(PreprocessedImages(Pictures(), None)) == 5
+    batch = images[torch.tensor([3, 1])]
+    assert batch.shape == (2, 6, 8, 3) and batch[0, 0, 0, 0] == 120 and batch[1, 0, 0, 0] == 40

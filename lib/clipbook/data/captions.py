@@ -38,7 +38,8 @@ CAPTION_DATASETS: dict[str, dict] = {
                   + _KARPATHY.format(file="caption_datasets.zip: dataset_coco.json into coco/")},
     "flickr30k_test": {
         "kind": "captions", "format": "karpathy", "title": "Flickr30k 1k test (Karpathy split)", "folder": "flickr30k",
-        "annotation": "dataset_flickr30k.json", "image_dir": "flickr30k-images", "splits": ["test", "val"],
+        # "train" (29k images, the same file and image folder) is what fine-tuning papers (m2-mix) train on
+        "annotation": "dataset_flickr30k.json", "image_dir": "flickr30k-images", "splits": ["test", "val", "train"],
         "template": "{}",
         "source": "images: flickr30k-images/ from https://shannon.cs.illinois.edu/DenotationGraph/ (on request) into "
                   "flickr30k/; " + _KARPATHY.format(file="caption_datasets.zip: dataset_flickr30k.json into flickr30k/")},
@@ -200,7 +201,7 @@ def write_fake_layout(name: str, config: dict, root: Path, size) -> None:
                                       for i in range(count) for k in range(5)]}
     else:
         entries = []
-        for split in config["splits"] + ["train"]:
+        for split in dict.fromkeys(config["splits"] + ["train"]):  # each split once
             for i in range(count):
                 filename = f"{split}_{i:06d}{config.get('image_suffix', '.jpg')}"
                 sub = config["image_dir"] or "val2014"

@@ -5,6 +5,10 @@ Styles:
   description captions and a long caption's summary-free detail sentence, in a per-image order;
 - "long": `long_captions.long_caption` with a different wording per caption (the facts are the same);
 - "alt": pretraining alt-text (`captions.alt_text`), at the family's naming rate;
+- "detailed": the world's own detailed description (`world.caption(level="long")`: the class or place, every
+  object with its colour, in a few short sentences), worded anew per caption: Flickr30k-like descriptions, distinct
+  across images where the short captions repeat, the class or place and the first objects within a 32-token
+  context (where "long" spends it on generic sentences);
 - "short" in another language: `languages.caption` at the levels name / short / medium, in turn.
 Captions are a pure function of (scene, style, language, seed), so caption features can be cached by that key.
 """
@@ -17,7 +21,7 @@ import numpy as np
 from clipbook.toyworld import captions as alt
 from clipbook.toyworld import languages, long_captions, suite, world
 
-STYLES = ("short", "long", "alt")
+STYLES = ("short", "long", "alt", "detailed")
 
 
 def _short_english(scene: world.Scene, k: int, rng: np.random.Generator) -> str:
@@ -34,7 +38,7 @@ def captions(scenes, style: str = "short", *, per_image: int = 5, language: str 
 
     Args:
         scenes: the scenes (e.g. `load_dataset("toy-scenes", "test").scenes`).
-        style: "short", "long" or "alt" (see the module docstring); other languages have "short" only.
+        style: "short", "long", "alt" or "detailed" (see the module docstring); other languages have "short" only.
         per_image: captions per scene.
         language: "en" or a code of `languages.LANGUAGES`.
         seed: varies the wording (never the facts).
@@ -57,6 +61,8 @@ def captions(scenes, style: str = "short", *, per_image: int = 5, language: str 
                 texts.append(_short_english(scene, k, rng))
             elif style == "long":
                 texts.append(long_captions.long_caption(scene, rng))
+            elif style == "detailed":
+                texts.append(world.caption(scene, "long", rng))
             else:
                 texts.append(alt.alt_text(scene, rng, suite.PRETRAIN_MIX[scene.family]["name_rate"]))
             owner.append(index)

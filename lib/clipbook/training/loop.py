@@ -199,3 +199,29 @@ def trained_clip(name: str, build_model: Callable[[], Any], data_key: Any, train
 def captions_key(captions: Sequence[str]) -> str:
     """A short hash of a caption list, for `data_key`."""
     return hashlib.sha256("\x1f".join(captions).encode()).hexdigest()[:16]
+
+
+def weights_key(model) -> str:
+    """A short hash of a model's weights (every state-dict entry's name and bytes), for the identity of a trained
+    model in evaluation caches: two runs with equal weights share their cached features, any change separates them."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).numpy())  # the buffer itself, no copy
+    return digest.hexdigest()[:16]
+
+
+class PreprocessedImages:
+    """A real dataset's images as `train_clip`'s `images[indices]`: each batch opened and preprocessed on access, so
+    a training set of tens of thousands of images (COCO, Flickr30k) is never held in memory."""
+
+    def __init__(self, dataset, preprocess: Callable, size: int | None = None):
+        self.dataset, self.preprocess = dataset, preprocess
+        self.size = len(dataset) if size is None else min(size, len(dataset))
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, indices) -> torch.Tensor:
+        return torch.stack([self.preprocess(self.dataset[int(i)][0]) for i in indices])
+
