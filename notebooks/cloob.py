@@ -681,8 +681,8 @@ assert on_reported["verdict"] == "holds", on_reported
 # Hopfield retrieval, InfoNCE with it) are not run here, for the same budget.
 #
 # **Cost** (2-core machine shared with other sessions; CPU time user+sys through papermill): cold (empty feature
-# and run caches, the tiny CLIP and tiny LM cached) 105 s at load 2.7, warm 24 s at load 1; the rehearsal 13 s
-# of notebook wall time through `invoke batch`.
+# and run caches, the tiny CLIP and tiny LM cached) 95 s at load 1 (105 s at load 2.7), warm 24 s at load 1; the
+# rehearsal 13 s of notebook wall time through `invoke batch` (30 s CPU for the whole command, load 1).
 
 # %%
 clipbook.record(session, rows=record_rows, claims=CLAIMS, reported=REPORTED, preconditions=PRECONDITIONS)
