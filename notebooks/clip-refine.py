@@ -122,6 +122,10 @@ if TOY and post_pretraining_images < batch_size:
 if TOY != all(name.startswith("toy") for name in datasets):
     raise ValueError(f"post_pretraining_data {post_pretraining_data!r} and retrieval datasets {datasets} must both be "
                      "the toy world's or both real")
+# the other datasets exist (or the loaders' one-line errors say where to get them) before any training
+clipbook.preflight([], classification_datasets, splits=("test",))
+if not TOY:
+    clipbook.preflight([], [post_pretraining_data], splits=("train",))
 
 # %% [markdown]
 # ## The method, beside the official code
