@@ -10,13 +10,13 @@ from clipbook.data.registry import MissingDatasetError, load_dataset
 @pytest.mark.parametrize("name", sorted(captions.CAPTION_DATASETS))
 def test_missing_set_names_itself_and_where_to_get_it(tmp_path, name):
     with pytest.raises(MissingDatasetError, match=rf"{name} .*not found.*\n.*http"):
-        load_dataset(name, "test", root=tmp_path)
+        load_dataset(name, captions.CAPTION_DATASETS[name]["splits"][0], root=tmp_path)
 
 
 @pytest.mark.parametrize("name", sorted(captions.CAPTION_DATASETS))
 def test_fake_layout_reads_back_with_captions_paired_to_images(tmp_path, name):
     fake_layouts.write_layout(name, tmp_path)
-    dataset = load_dataset(name, "test", root=tmp_path)
+    dataset = load_dataset(name, captions.CAPTION_DATASETS[name]["splits"][0], root=tmp_path)
     texts, owner = dataset.caption_pairs()
     assert len(dataset) == len(dataset.captions) > 1 and len(texts) == len(owner) >= len(dataset)
     assert owner.tolist() == sorted(owner.tolist()) and set(owner.tolist()) == set(range(len(dataset)))
@@ -36,6 +36,14 @@ def test_karpathy_split_selects_its_split_and_the_image_folder(tmp_path):
     assert test.captions[0] == [s["raw"] for s in data["images"][0]["sentences"]]
     with pytest.raises(ValueError, match="unknown split 'train'"):
         load_dataset("coco_karpathy_test", "train", root=tmp_path)
+
+
+def test_coco_train2017_and_val2017_layouts_coexist(tmp_path):
+    fake_layouts.ensure_layouts(tmp_path, ["coco_val2017", "coco_train2017"])
+    train, val = load_dataset("coco_train2017", "train", root=tmp_path), load_dataset("coco_val2017", "test", root=tmp_path)
+    assert train.fingerprint() != val.fingerprint() and (tmp_path / "coco2017-train" / "train2017").is_dir()
+    with pytest.raises(ValueError, match="unknown split 'test'"):
+        load_dataset("coco_train2017", "test", root=tmp_path)
 
 
 def test_a_missing_image_or_a_broken_file_fails_when_opened(tmp_path):

@@ -49,6 +49,14 @@ CAPTION_DATASETS: dict[str, dict] = {
         "splits": ["test"], "template": "{}",
         "source": "val2017.zip and annotations_trainval2017.zip from https://cocodataset.org, unpacked into coco2017/ "
                   "(a folder of its own: the Karpathy split's coco/ holds the 2014 images)"},
+    "coco_train2017": {
+        "kind": "captions", "format": "coco-json", "title": "MS-COCO Captions train2017 (118k images, CLIP-Refine's "
+                                                            "post-pre-training set)",
+        "folder": "coco2017-train", "annotation": "annotations/captions_train2017.json", "image_dir": "train2017",
+        "splits": ["train"], "template": "{}",
+        "source": "train2017.zip and annotations_trainval2017.zip from https://cocodataset.org, unpacked into "
+                  "coco2017-train/ (a folder of its own: a generated rehearsal layout replaces its whole folder, and "
+                  "coco2017/ is coco_val2017's)"},
     "urban1k": {
         "kind": "captions", "format": "urban1k", "title": "Urban-1k (long captions, Long-CLIP)", "folder": "Urban1k",
         "annotation": "caption", "image_dir": "image", "splits": ["test"], "template": "{}",
