@@ -116,3 +116,16 @@ def test_rehearsal_kernels_never_reach_the_hub():
     environment = runner.kernel_environment("rehearsal")
     assert environment["CLIPBOOK_PROFILE"] == "rehearsal" and environment["HF_HUB_OFFLINE"] == "1"
     assert "HF_HUB_OFFLINE" not in runner.kernel_environment("paper")
+
+
+def test_parallel_rehearsal_kernels_split_the_cores_and_other_runs_keep_the_default(monkeypatch):
+    monkeypatch.delenv("CLIPBOOK_THREADS", raising=False)
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 2)
+    assert runner.rehearsal_threads("rehearsal", 2) == 1
+    assert runner.rehearsal_threads("rehearsal", 4) == 1  # never below one thread
+    assert runner.rehearsal_threads("rehearsal", 1) is None
+    assert runner.rehearsal_threads("offline", 2) is None  # its stored outputs were made with the default
+    assert runner.kernel_environment("rehearsal", 1)["CLIPBOOK_THREADS"] == "1"
+    assert "CLIPBOOK_THREADS" not in runner.kernel_environment("rehearsal")
+    monkeypatch.setenv("CLIPBOOK_THREADS", "2")  # the user's own choice wins
+    assert runner.rehearsal_threads("rehearsal", 2) is None

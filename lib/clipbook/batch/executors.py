@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from clipbook.batch.profiles import BatchInputError
-from clipbook.batch.runner import run_one
+from clipbook.batch.runner import rehearsal_threads, run_one
 from clipbook.batch.slurm import SlurmExecutor
 
 
@@ -33,8 +33,11 @@ class LocalExecutor:
     def run(self, root: Path, profile: str, todo: dict[str, dict], finished: Callable[[str, dict], None],
             log: Callable[[str], None]) -> None:
         context = get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(self.workers, max(1, len(todo))), mp_context=context) as pool:
-            futures = {pool.submit(run_one, str(root), slug, params, profile): slug for slug, params in todo.items()}
+        workers = min(self.workers, max(1, len(todo)))
+        threads = rehearsal_threads(profile, workers)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = {pool.submit(run_one, str(root), slug, params, profile, None, threads): slug
+                       for slug, params in todo.items()}
             for future in as_completed(futures):
                 try:
                     record = future.result()

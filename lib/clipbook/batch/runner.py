@@ -35,14 +35,29 @@ def report_dir(root: Path, profile: str) -> Path:
     return root / "reports" / profile
 
 
-def kernel_environment(profile: str) -> dict[str, str]:
+def kernel_environment(profile: str, threads: int | None = None) -> dict[str, str]:
     """Environment the kernels start with. HF_HUB_OFFLINE is read once when huggingface_hub is
-    imported, so it must be set here, before the kernel starts, not in a notebook cell."""
+    imported, so it must be set here, before the kernel starts, not in a notebook cell. `threads`: the torch
+    threads of each kernel (`CLIPBOOK_THREADS`) when notebooks share the cores (`rehearsal_threads`)."""
     env = {"CLIPBOOK_PROFILE": profile, "CLIPBOOK_PROGRESS": "0", "PYTHONHASHSEED": "0",
            "TQDM_DISABLE": "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
     if profile == "offline" or profile in REHEARSAL_PROFILES:
         env.update(OFFLINE_ENV)
+    if threads is not None:
+        env["CLIPBOOK_THREADS"] = str(threads)
     return env
+
+
+def rehearsal_threads(profile: str, workers: int) -> int | None:
+    """Torch threads per kernel when `workers` notebooks run side by side: the cores split between them, so
+    their single-threaded stretches (kernel start, imports, data generation, Python loops) overlap instead of
+    two kernels each oversubscribing every core. Only for the rehearsal, whose outputs are never stored: the
+    offline profile keeps DEFAULT_THREADS, since a float reduction's threading can move the last bits of an
+    encoded feature, and its stored outputs and caches were made that way. None: leave the default
+    (one worker, another profile, or CLIPBOOK_THREADS set by the user)."""
+    if profile not in REHEARSAL_PROFILES or workers < 2 or "CLIPBOOK_THREADS" in os.environ:
+        return None
+    return max(1, (os.cpu_count() or 1) // workers)
 
 
 def input_hash(notebook: Path, parameters: dict) -> str:
@@ -58,16 +73,18 @@ def write_json(path: Path, data: dict) -> None:
     atomic_write_bytes((json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), path)
 
 
-def run_one(root: str, slug: str, parameters: dict, profile: str, job: dict | None = None) -> dict:
+def run_one(root: str, slug: str, parameters: dict, profile: str, job: dict | None = None,
+            threads: int | None = None) -> dict:
     """Execute one notebook (in a worker process or a cluster job) and return its record. Never raises.
-    `job` describes the cluster job it runs in (id, log), kept in the record and linked from the page."""
+    `job` describes the cluster job it runs in (id, log), kept in the record and linked from the page;
+    `threads`: its kernel's torch threads (`rehearsal_threads`), None for the default."""
     import papermill
 
     root_path = Path(root)
     source = root_path / "notebooks" / f"{slug}.ipynb"
     executed = report_dir(root_path, profile) / "notebooks" / f"{slug}.ipynb"
     executed.parent.mkdir(parents=True, exist_ok=True)
-    os.environ.update(kernel_environment(profile))
+    os.environ.update(kernel_environment(profile, threads))
     started = time.time()
     record: dict = {"status": "failed", "input_hash": input_hash(source, parameters), "parameters": parameters}
     for attempt in range(KERNEL_START_RETRIES + 1):
