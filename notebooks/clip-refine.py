@@ -92,7 +92,6 @@ SPEC = declare(
 
 # %%
 import copy
-import hashlib
 
 import numpy as np
 import pandas as pd
@@ -113,7 +112,8 @@ from clipbook.report.rows import summarise
 from clipbook.toyworld import caption_sets
 from clipbook.toyworld import splits as toy_splits
 from clipbook.toyworld import world
-from clipbook.training.loop import captions_key, clip_loss, code_fingerprint, encode_pair, train_clip, trained_clip
+from clipbook.training.loop import (PreprocessedImages, captions_key, clip_loss, code_fingerprint, encode_pair,
+                                    train_clip, trained_clip, weights_key)
 
 session = clipbook.start(SPEC, globals())
 TOY = post_pretraining_data == "toy-world scenes"
@@ -219,19 +219,6 @@ base = load_model(*models[0], device=session.device)
 S0 = float(base.model.logit_scale.detach().exp())  # the starting model's temperature (deviation 1)
 
 
-class LazyImages:
-    """Images of a dataset as train_clip's `images[indices]`, preprocessed on access (real datasets)."""
-
-    def __init__(self, dataset, preprocess, size: int):
-        self.dataset, self.preprocess, self.size = dataset, preprocess, size
-
-    def __len__(self):
-        return self.size
-
-    def __getitem__(self, indices):
-        return torch.stack([self.preprocess(self.dataset[int(i)][0]) for i in indices])
-
-
 if TOY:
     POST_SPLIT = "scenes-post-pretraining"
     toy_splits.register_split(POST_SPLIT, family="scenes", domain="photo", size=post_pretraining_images,
@@ -245,7 +232,7 @@ if TOY:
 else:
     post_set = load_dataset(post_pretraining_data, "train")
     kept = len(post_set) if post_pretraining_images == 0 else min(post_pretraining_images, len(post_set))
-    post_images = LazyImages(post_set, base.preprocess, kept)
+    post_images = PreprocessedImages(post_set, base.preprocess, kept)
     post_captions = post_set.captions[:kept]
     data_key = {"dataset": post_set.fingerprint(), "captions": captions_key([c for cs in post_captions for c in cs])}
 STEPS = epochs * (len(post_captions) // batch_size)
@@ -356,14 +343,6 @@ ARMS = {
     "CLIP-Refine": {"loss": clip_refine_loss, "forward": encode_with_raw, "teacher": teacher_targets},
     "HyCD only": {"loss": hycd_only_loss, "forward": encode_with_raw, "teacher": teacher_targets},
 }
-
-
-def weights_key(model) -> str:
-    digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 # the losses call these functions and read these values as globals, which the plug-in fingerprints do not see

@@ -504,9 +504,12 @@ REPORTED = (
 # over datasets, then a Student-t interval over seeds), and the mechanism the paper gives for it, on the tail
 # classes. The paper's Table (raw pool vs curated) is not used as an effect size here: its raw pool differs from
 # the toy pool in kind. Paper profile: MetaCLIP 400M beats OpenAI's CLIP on ImageNet for every architecture
-# (README: +2.5 points on ViT-B/16). Preconditions: both arms' losses fell in every seed, the raw-pool baseline is
-# at least 2 points above chance on average (a model that learned nothing cannot show a data effect), and the
-# two arms saw the same number of pairs.
+# (README: +2.5 points on ViT-B/16). Preconditions: both arms' losses fell in every seed, the raw-pool baseline
+# reaches at least twice chance's accuracy on the suite in its worst seed (a model that has barely learned cannot
+# show a data effect: differences between two such models are noise around chance), and the two arms saw the same
+# number of pairs. (The bar was 2 points above chance when the notebook was first run; the lead's review raised
+# it to the 2x-chance bar cloob's notebook uses for the same question, after seeing this baseline at 1.5x chance.
+# The change can only turn verdicts into *not tested*.)
 
 # %% tags=["claims"]
 from clipbook.claims import Claim, at_least, fact
@@ -527,14 +530,14 @@ CLAIMS = [
 if TRAIN_HERE:
     drops = [np.mean(log["loss"][:10]) - np.mean(log["loss"][-10:]) for _, log in runs.values()]
     accuracy = rows[rows["metric"] == "accuracy"]
-    above_chance = min(accuracy[(accuracy["method"] == "raw pool") & (accuracy["seed"] == seed)]["value"].mean()
-                       - chance.mean() for seed in seeds)
+    over_chance = min(accuracy[(accuracy["method"] == "raw pool") & (accuracy["seed"] == seed)]["value"].mean()
+                      / chance.mean() for seed in seeds)
     seen = {log["seen_pairs"] for _, log in runs.values()}
     PRECONDITIONS = [
         at_least("loss-fell", "smallest drop of the loss over arms and seeds (first 10 minus last 10 steps)",
                  float(min(drops)), 1e-6),
-        at_least("baseline-learned", "raw-pool zero-shot accuracy above chance, suite mean (worst seed)",
-                 float(above_chance), 2.0, " points"),
+        at_least("baseline-learned", "raw-pool zero-shot accuracy over chance's, suite mean (worst seed)",
+                 float(over_chance), 2.0, "x"),
         fact("equal-seen-pairs", "both arms saw the same number of pairs", len(seen) == 1,
              f"seen pairs per run: {sorted(seen)}"),
     ]
@@ -571,7 +574,10 @@ assert on_reported["verdict"] == "holds", on_reported
 # training is a reduced, locked-image (LiT) version of CLIP pretraining: a frozen self-supervised tiny ViT, a
 # linear projection and the text tower trained from scratch, 100 steps of 128 pairs on a 12,000-pair pool. It
 # tests whether the curated data teaches the text side and the alignment better at equal seen pairs, not the
-# paper's full-scale pretraining of both towers.
+# paper's full-scale pretraining of both towers. How far the frozen tower lets the baseline learn decides whether
+# the two training claims can be tested at all: the `baseline-learned` precondition below gives the raw-pool
+# model's accuracy as a multiple of chance (a linear probe on the same frozen tower's features reaches little more
+# than chance on the toy suite, as cloob's notebook also measured).
 #
 # **Cost** (2-core machine shared with other sessions; CPU time user+sys): cold (the pool's frozen features and
 # the four trainings) about 150 s, warm about 35–45 s; the rehearsal about 30 s through `invoke batch`.
