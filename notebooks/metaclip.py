@@ -356,7 +356,8 @@ plt.show()
 
 # %%
 register_tiny_configs()  # the tiny architecture (and its 32-token tokenizer) known to open_clip
-SSL = load_ssl_encoder(device="cpu", show_progress=False)
+# the frozen tower trains nothing outside the offline runs (a cold cache would pretrain it for a rehearsal)
+SSL = load_ssl_encoder(device="cpu", show_progress=False) if TRAIN_HERE else None
 
 
 def pool_features() -> torch.Tensor:
