@@ -626,8 +626,9 @@ assert attention_error < 1e-4, attention_error
 
 frozen_changed, proj_moved = 0, []
 for (arm, seed), (loaded, _) in runs.items():
+    parameter_names = {name for name, _ in loaded.model.named_parameters()}
     for name, value in loaded.model.state_dict().items():
-        if name in dict(loaded.model.named_parameters()) and vision_proj(name):
+        if name in parameter_names and vision_proj(name):
             proj_moved.append(float((value.cpu() - START_STATE[name]).abs().max()))
         elif not torch.equal(value.cpu(), START_STATE[name]):
             frozen_changed += 1
