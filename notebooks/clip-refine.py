@@ -105,7 +105,7 @@ from clipbook.data.registry import load_dataset
 from clipbook.determinism import deterministic_torch
 from clipbook.evaluation import embedding_space, retrieval
 from clipbook.evaluation.classification import ClassificationTask
-from clipbook.features import image_features
+from clipbook.features import image_features, rendered_image_features
 from clipbook.models.loader import LoadedModel, load_model, rehearsing
 from clipbook.models.tiny_clip import images_to_tensor
 from clipbook.report.rows import summarise
@@ -421,26 +421,15 @@ def retrieval_sets() -> list[tuple]:
     return sets
 
 
-PIXELS: dict = {}
-
-
 def eval_features(loaded: LoadedModel, dataset) -> torch.Tensor:
-    """Raw image features of a test set, cached per model. A toy dataset is rendered once for all models (the
-    library's `image_features` renders it again for every model, which here cost more than the encoding)."""
+    """Raw image features of a test set, cached per model; a toy set is rendered once for every model
+    (`rendered_image_features`: the library's `image_features` would render it again per model, which here cost
+    more than the encoding)."""
     if not hasattr(dataset, "render"):
         return image_features(loaded, dataset, normalize=False)
-
-    def compute() -> torch.Tensor:
-        key = (dataset.name, dataset.split)
-        if key not in PIXELS:
-            PIXELS[key] = images_to_tensor(dataset.render(range(len(dataset))))
-        pixels = PIXELS[key]
-        with torch.no_grad():
-            return torch.cat([loaded.model.encode_image(pixels[i:i + 256].to(session.device)).float().cpu()
-                              for i in range(0, len(pixels), 256)])
-
     spec = {"version": "clip-refine/1", "model": loaded.identity, "data": dataset.fingerprint()}
-    return cache.cached("features", spec, compute, name=f"{dataset.name}-{dataset.split}")
+    return cache.cached("features", spec, lambda: rendered_image_features(loaded, dataset),
+                        name=f"{dataset.name}-{dataset.split}")
 
 
 def evaluate(method: str, loaded: LoadedModel, seed=None) -> list[dict]:

@@ -93,6 +93,7 @@ from clipbook import cache, determinism, zeroshot
 from clipbook.data.registry import load_dataset
 from clipbook.determinism import deterministic_torch, seed_everything
 from clipbook.evaluation import retrieval
+from clipbook.features import rendered_image_features
 from clipbook.evaluation.classification import ClassificationTask
 from clipbook.models.loader import LoadedModel, load_model, rehearsing
 from clipbook.models.tiny_clip import images_to_tensor
@@ -458,32 +459,10 @@ runs = {(arm, seed): fine_tune(arm, seed) for arm in arms for seed in seeds}
 #   model's accuracy as a percentage of the starting model's on the same set (the paper's "~94 %").
 
 # %%
-def retrieval_sets() -> list[tuple]:
-    sets = []
-    for name in datasets:
-        test = load_dataset(name, "test")
-        texts_, owner_ = caption_sets.captions(test.scenes, "detailed", per_image=5, seed=1) if TOY \
-            else test.caption_pairs()
-        sets.append((name, test, texts_, owner_))
-    return sets
-
-
-PIXELS: dict = {}
-
-
 def test_features(loaded: LoadedModel, dataset) -> torch.Tensor:
-    """Normalised image features of a test set; a toy set is rendered once for every model."""
-    if not hasattr(dataset, "render"):
-        from clipbook.features import image_features
-        return image_features(loaded, dataset, normalize=True)
-    key = (dataset.name, dataset.split)
-    if key not in PIXELS:
-        PIXELS[key] = images_to_tensor(dataset.render(range(len(dataset))))
-    pixels = PIXELS[key]
-    with torch.no_grad():
-        raw = torch.cat([loaded.model.encode_image(pixels[i:i + 256].to(session.device)).float().cpu()
-                         for i in range(0, len(pixels), 256)])
-    return F.normalize(raw, dim=-1)
+    """Normalised image features of a test set (a toy set is rendered once for every model: the library's
+    `rendered_image_features`)."""
+    return F.normalize(rendered_image_features(loaded, dataset), dim=-1)
 
 
 def score(method: str, loaded: LoadedModel, seed=None) -> list[dict]:
@@ -516,7 +495,7 @@ def evaluate(method: str, loaded: LoadedModel, seed=None) -> list[dict]:
     return cache.cached("distill-clip-eval", spec, lambda: score(method, loaded, seed), name=f"{method}-{seed}")
 
 
-RETRIEVAL_SETS = retrieval_sets()
+RETRIEVAL_SETS = retrieval.caption_retrieval_sets(datasets)  # toy: 5 detailed captions per scene
 with threadpool_limits(determinism.SMALL_WORK_THREADS), deterministic_torch(determinism.SMALL_WORK_THREADS):
     # the rehearsal trained its one model in place: it has no "before" rows
     rows = [] if rehearsing() else evaluate("pre-trained CLIP", base)

@@ -39,3 +39,16 @@ def test_subsets_and_augment_passes_are_separate_deterministic_entries(random_ti
     again = features.image_features(random_tiny_clip, dataset, indices=[0, 1, 2], transform=augment, augment_pass=0)
     assert torch.equal(pass0, again)
     assert torch.allclose(full.norm(dim=-1), torch.ones(len(dataset)))
+
+
+def test_rendered_features_match_the_cached_path_and_render_a_split_once(random_tiny_clip, cache_root, monkeypatch):
+    dataset = _dataset()
+    features._RENDERED.clear()
+    renders = []
+    original = type(dataset).render
+    monkeypatch.setattr(type(dataset), "render", lambda self, idx: renders.append(1) or original(self, idx))
+    ours = features.rendered_image_features(random_tiny_clip, dataset, batch_size=7)  # batches do not matter
+    again = features.rendered_image_features(random_tiny_clip, dataset)
+    assert len(renders) == 1 and torch.allclose(ours, again, atol=1e-5)
+    reference = features.image_features(random_tiny_clip, dataset, normalize=False)  # an independent pixel path
+    assert torch.allclose(ours, reference, atol=1e-4)

@@ -162,3 +162,33 @@ def augment_transform(loaded: LoadedModel, scale: tuple[float, float] = (0.5, 1.
         transforms.ToTensor(),
         transforms.Normalize(normalize.mean, normalize.std),
     ])
+
+
+# toy splits rendered in this process, by fingerprint; the oldest goes beyond _RENDERED_KEPT (a toy test split as
+# float pixels is about 0.1 GB)
+_RENDERED: dict[str, torch.Tensor] = {}
+_RENDERED_KEPT = 8
+
+
+def rendered_image_features(loaded: LoadedModel, dataset, *, batch_size: int = 256) -> torch.Tensor:
+    """Raw (unnormalised) image features of a dataset for a model a notebook trains itself.
+
+    A toy split is rendered once per process and kept for every model that encodes it next:
+    the training-recipe notebooks evaluate many trained models (arms x seeds) on the same test sets, where
+    `image_features` would render the split again for each model, which costs more than encoding it. The pixels are
+    `tiny_clip.images_to_tensor`'s, as the toy training saw them. A real dataset goes through `image_features`
+    (its eval preprocessing, cached on disk by model identity)."""
+    if not hasattr(dataset, "render"):
+        return image_features(loaded, dataset, normalize=False)
+    from clipbook.models.tiny_clip import images_to_tensor
+
+    key = hashlib.sha256(repr(dataset.fingerprint()).encode()).hexdigest()
+    if key not in _RENDERED:
+        while len(_RENDERED) >= _RENDERED_KEPT:
+            _RENDERED.pop(next(iter(_RENDERED)))
+        _RENDERED[key] = images_to_tensor(dataset.render(range(len(dataset))))
+    pixels = _RENDERED[key]
+    device = next(loaded.model.parameters()).device
+    with torch.no_grad():
+        return torch.cat([loaded.model.encode_image(pixels[i:i + batch_size].to(device)).float().cpu()
+                          for i in range(0, len(pixels), batch_size)])

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 from clip_benchmark.metrics import zeroshot_retrieval
+from clipbook.evaluation import retrieval
 from clipbook.evaluation.retrieval import recall_at_k, text_features
 
 
@@ -92,3 +93,13 @@ def test_an_images_own_captions_tying_with_each_other_do_not_push_it_down():
     texts = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])  # image 0 has two identical captions
     result = recall_at_k(images, texts, [0, 0, 1], ks=(1,))
     assert result["text_retrieval_recall@1"] == 100.0 and result["image_retrieval_recall@1"] == 100.0
+
+
+def test_caption_retrieval_sets_give_each_toy_caption_its_scene():
+    from clipbook.toyworld import caption_sets
+
+    [(name, dataset, texts, owner)] = retrieval.caption_retrieval_sets(["toy-scenes"], per_image=2)
+    assert name == "toy-scenes" and len(texts) == 2 * len(dataset) == len(owner)
+    expected_texts, expected_owner = caption_sets.captions(dataset.scenes, "detailed", per_image=2, seed=1)
+    assert texts == expected_texts and owner.tolist() == list(expected_owner)
+    assert set(owner.tolist()) == set(range(len(dataset)))

@@ -69,3 +69,23 @@ def text_features(loaded: LoadedModel, texts: Sequence[str], *, batch_size: int 
     if not parts:
         raise ValueError("no texts to encode")
     return torch.cat(parts)
+
+
+def caption_retrieval_sets(names: Sequence[str], *, toy_style: str = "detailed", per_image: int = 5,
+                           seed: int = 1) -> list[tuple[str, object, list[str], np.ndarray]]:
+    """The test split of each caption set as (name, dataset, captions, owner) for `recall_at_k`: a real set's own
+    captions (`caption_pairs`); a toy set's `per_image` captions per scene in `toy_style`
+    (`toyworld.caption_sets.captions`, fixed by `seed`), since toy scenes carry no captions of their own. The
+    training-recipe notebooks that fine-tune and then retrieve evaluate every arm on these same sets."""
+    from clipbook.data.registry import load_dataset
+    from clipbook.toyworld import caption_sets
+
+    sets = []
+    for name in names:
+        test = load_dataset(name, "test")
+        if hasattr(test, "caption_pairs"):
+            texts, owner = test.caption_pairs()
+        else:
+            texts, owner = caption_sets.captions(test.scenes, toy_style, per_image=per_image, seed=seed)
+        sets.append((name, test, texts, np.asarray(owner)))
+    return sets
