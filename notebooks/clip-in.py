@@ -48,7 +48,7 @@ seeds = [1, 2, 3]
 long_images = 600
 edit_pairs = 300
 test_pairs = 600
-steps = 30
+steps = 20
 long_batch = 64
 edit_batch = 32
 learning_rate = 6e-5
@@ -69,7 +69,8 @@ SPEC = declare(
                 help="the fine-tuned arms (none: evaluate the starting model only, as the paper profile does)"),
     long_images=Int(minimum=2, help="toy train scenes with a long caption each (the long-caption data)"),
     edit_pairs=Int(minimum=1, help="toy train scenes edited once each (the instruction-editing data)"),
-    test_pairs=Int(minimum=1, help="edits of toy test scenes in the pair test"),
+    test_pairs=Int(minimum=1, help="pairs in the pair test: edits of toy test scenes, or the first pairs of a real "
+                                   "pair test (MMVP-VLM has 150)"),
     steps=Int(minimum=1, help="fine-tuning steps, the same for every arm"),
     long_batch=Int(minimum=2, help="long-caption pairs per step"),
     edit_batch=Int(minimum=1, help="edit pairs per step (two images and two captions each) in the arms with edits"),
@@ -328,8 +329,10 @@ if TOY:
                  "texts": captions_key(PAIR_TEXTS[0] + PAIR_TEXTS[1] + RETRIEVAL_TEXTS)}
 else:
     PAIR_SET = load_dataset(pair_test, "test")
-    PAIR_TEXTS, PAIR_ATTRIBUTES, RETRIEVAL_TEXTS = PAIR_SET.statement_pairs(), PAIR_SET.pair_categories(), None
-    PAIR_SPEC = PAIR_SET.fingerprint()
+    N_PAIRS = min(test_pairs, len(PAIR_SET) // 2)  # the first pairs (all of MMVP-VLM's 150 under the paper profile)
+    PAIR_TEXTS = tuple(texts[:N_PAIRS] for texts in PAIR_SET.statement_pairs())
+    PAIR_ATTRIBUTES, RETRIEVAL_TEXTS = PAIR_SET.pair_categories()[:N_PAIRS], None
+    PAIR_SPEC = {**PAIR_SET.fingerprint(), "pairs": N_PAIRS}
 
 
 def pair_features(loaded: LoadedModel) -> tuple[torch.Tensor, torch.Tensor]:
@@ -338,7 +341,7 @@ def pair_features(loaded: LoadedModel) -> tuple[torch.Tensor, torch.Tensor]:
         second = encode_images(loaded, "pair targets", lambda: render([e.target for e in test_edits]))
         return first, second
     from clipbook.features import image_features
-    features = image_features(loaded, PAIR_SET, normalize=True).cpu()
+    features = image_features(loaded, PAIR_SET, indices=list(range(2 * N_PAIRS)), normalize=True).cpu()
     return features[0::2], features[1::2]
 
 
@@ -442,7 +445,8 @@ with torch.no_grad():
 assert abs(ours - reference) < 1e-9 and abs(ours_random - reference_random) < 1e-9, (ours, reference, ours_random)
 assert abs(no_edit - np.log(2)) < 1e-12, no_edit
 one_sided_gap = abs(image_side_only - reference)
-assert one_sided_gap > 1e-4, one_sided_gap
+if not rehearsing():  # random weights can make the two sides agree
+    assert one_sided_gap > 1e-4, one_sided_gap
 {"edit pairs checked": k, "L_HN, ours": round(ours, 6), "L_HN − ClipLoss on two-pair batches": f"{ours - reference:.1e}",
  "random in-batch negative: ours − ClipLoss": f"{ours_random - reference_random:.1e}",
  "random in-batch negative: L_HN": round(ours_random, 4),
@@ -450,8 +454,8 @@ assert one_sided_gap > 1e-4, one_sided_gap
  "image side only − ClipLoss (must differ)": round(image_side_only - reference, 4)}
 
 # %% [markdown]
-# The loss on the starting model is larger for the edit pairs than for random pairs of training scenes: the edits
-# are hard negatives for the tiny CLIP (the gap between the two values above).
+# "L_HN, ours" (the edit pairs) beside "random in-batch negative: L_HN" (random pairs of training scenes) shows how
+# hard the edits are as negatives for the starting model: the larger the first against the second, the harder.
 #
 # ## Training curves
 #
@@ -487,7 +491,7 @@ REPORTED = []
 from clipbook.claims import Claim
 
 METHOD, BASELINE, ABLATION = "CLIP-IN", "fine-tuned", "edits as pairs"
-NEEDS = ("pair-test-not-solved", "test-pairs-disjoint", f"loss-fell | {BASELINE}", f"loss-fell | {METHOD}")
+NEEDS = ("clip-in-trained", "pair-test-not-solved", "test-pairs-disjoint", f"loss-fell | {BASELINE}", f"loss-fell | {METHOD}")
 CLAIMS = [
     Claim("mmvp", "CLIP-IN fine-tuning beats fine-tuning on the same long captions without the editing hard "
           "negatives on the MMVP-style pair test", method=METHOD, baseline=BASELINE, metric="pair accuracy",
@@ -511,6 +515,10 @@ from clipbook.claims import at_least, fact
 
 base_pairs = float(rows[(rows["method"] == "pre-trained CLIP") & (rows["metric"] == "pair accuracy")]["value"].mean())
 PRECONDITIONS = [
+    fact("clip-in-trained", "CLIP-IN and its baseline were fine-tuned here", bool(arms) and TOY,
+         "CLIP-IN and its baseline fine-tuned on the toy world" if arms and TOY else
+         "no CLIP-IN checkpoint exists (papers.md §16: repository and weights not located) and its training data are "
+         "not assembled: this profile measures the base model CLIP-IN starts from, a labelled proxy"),
     at_least("pair-test-not-solved", "pre-trained CLIP: 100 minus its pair accuracy (room to improve)",
              100.0 - base_pairs, 10.0, " points"),
     fact("test-pairs-disjoint", "the test pairs share no scene with the training data", TOY and not overlap,
@@ -546,3 +554,29 @@ clipbook.record(session, rows=rows, claims=CLAIMS, reported=REPORTED, preconditi
 #    ResNet; ViT-L has no BatchNorm).
 # 5. **Evaluation.** Zero-shot on two toy sets (pets, satellite) and long-caption retrieval on the test sources,
 #    for the CPU budget; MMVP-VLM is the toy pair test.
+# 6. **Steps, changed after a first run for the cold budget** (not toward a result): the first complete run used
+#    30 steps and took 164 s of CPU cold, over the 2-minute budget; 20 steps is the default now. At 30 steps the MMVP
+#    claim against the baseline held (+0.89 points, 95 % CI [+0.26, +1.52]) and the one against the edits as
+#    ordinary pairs did not (−0.56 [−1.03, −0.08]); both verdicts at 20 steps are the sentences above.
+#
+# ## Closing note
+#
+# **Verdicts** are the claims' sentences above, generated from the rows (offline: the cached tiny CLIP fine-tuned
+# for 20 steps, three seeds per arm, 95 % Student-t intervals over seeds). The per-attribute table shows where the
+# pair test is decided: background and colour edits are near ceiling for every model, position and size edits near
+# zero (the tiny CLIP's statements do not separate them), so the overall score moves through the class edits.
+#
+# **Paper profile** (`notebooks/profiles/paper/clip-in.yaml`, a GPU): a **labelled proxy**. No CLIP-IN checkpoint or
+# repository was located and its training data are not assembled, so it fine-tunes nothing and measures the model
+# CLIP-IN starts from, open_clip `('ViT-L-14-336', 'openai')`, on MMVP-VLM (`mmvp_vlm`, the release's
+# `Questions.csv` + `MLLM_VLM Images/<Type>/<id>.jpg`, read by `clipbook.data.mmvp` as tsb0601/MMVP's
+# `evaluate_vlm.py` reads it: "a photo of " + statement, pair accuracy overall and per visual pattern) and ImageNet
+# zero-shot; every CLIP-IN claim is then *not tested* with that reason. The paper's numbers are unconfirmed.
+#
+# **Proxies.** Instruction-editing sets → exact one-attribute toy edits; ShareGPT4V-style long captions → the toy
+# world's detailed captions within the 32-token context; MMVP-VLM → the toy pair test on disjoint edits; ImageNet
+# and CLIP_benchmark → zero-shot on toy pets and satellite plus long-caption retrieval; ViT-L/14-336 → the tiny CLIP.
+#
+# **Cost** (CPU time user+sys through `invoke refresh`, the 2-core machine shared with five other sessions, load
+# average 7–8): cold (nine fine-tunings and every evaluation; the tiny CLIP cached) 119 s, 406 s wall; warm
+# (everything cached) 20 s, 58 s wall.
