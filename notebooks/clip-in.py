@@ -335,7 +335,18 @@ else:
     PAIR_SPEC = {**PAIR_SET.fingerprint(), "pairs": N_PAIRS}
 
 
+PAIR_FEATURES: dict = {}
+
+
 def pair_features(loaded: LoadedModel) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each pair's first and second image's normalised features (kept per model: the sanity check reuses them)."""
+    key = cache.content_key(loaded.identity)
+    if key not in PAIR_FEATURES:
+        PAIR_FEATURES[key] = encode_pairs(loaded)
+    return PAIR_FEATURES[key]
+
+
+def encode_pairs(loaded: LoadedModel) -> tuple[torch.Tensor, torch.Tensor]:
     if TOY:
         first = encode_images(loaded, "pair sources", lambda: render([e.source for e in test_edits]))
         second = encode_images(loaded, "pair targets", lambda: render([e.target for e in test_edits]))
@@ -381,7 +392,9 @@ def evaluate(method: str, loaded: LoadedModel, seed=None) -> list[dict]:
     return cache.cached("clip-in-eval", spec, lambda: score(method, loaded, seed), name=f"{method}-{seed}")
 
 
-with threadpool_limits(determinism.SMALL_WORK_THREADS), deterministic_torch(determinism.SMALL_WORK_THREADS):
+# one thread for the toy models' small matrix work (faster on the shared 2-core machine); a real model gets them all
+THREADS = determinism.SMALL_WORK_THREADS if TOY else torch.get_num_threads()
+with threadpool_limits(THREADS), deterministic_torch(THREADS):
     rows = evaluate("pre-trained CLIP", base)
     for (arm, seed), (loaded, _) in runs.items():
         rows += evaluate(arm, loaded, seed)
