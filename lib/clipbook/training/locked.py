@@ -7,10 +7,13 @@ laclip) therefore train only the parts that form the embedding:
 - image: the tiny CLIP's ModifiedResNet at random initialisation, its stem and first three stages frozen as random
   features (`frozen_stage_maps`, one draw at `BOTTOM_SEED`, cached), its last stage and attention pool trained;
 - text: the library's tiny language model (`clipbook.models.tiny_lm`, masked-token pretraining on toy captions,
-  never shown an image), frozen (`FrozenText`), with a linear projection to the embedding trained.
+  never shown an image), either frozen (`FrozenText`: the loop's "tokenizer" returns its features) or trained
+  from its masked-LM weights (`TrainableText`, with `TrainableText.tokenize` as the loop's tokenizer), with a
+  linear projection to the embedding trained from scratch.
 
 Nothing in either tower has seen an image-caption pair, so the alignment is learnt from scratch. Use with
-`clipbook.training.loop.train_clip`: `images` are the frozen maps, the "tokenizer" is a `FrozenText`.
+`clipbook.training.loop.train_clip`: `images` are the frozen maps; the "tokenizer" is a `FrozenText`, or the
+tiny LM's word ids when the text tower trains (`LockedCLIP(seed, text_dim, text_tower=TrainableText(lm))`).
 """
 from __future__ import annotations
 
@@ -71,10 +74,13 @@ def frozen_stage_maps(images_of: Callable[[range], np.ndarray], n: int, what: di
 class LockedCLIP(nn.Module):
     """The trained parts: the ResNet's last stage and attention pool, a linear text projection, the temperature."""
 
-    def __init__(self, seed: int, text_dim: int):
+    def __init__(self, seed: int, text_dim: int, text_tower: nn.Module | None = None):
+        """text_tower: a trained module from the loop's tokens to (N, text_dim) features; None: the tokens are
+        already the frozen features (`FrozenText`)."""
         super().__init__()
         tiny = random_tiny_clip(seed)
         self.layer4, self.attnpool = tiny.visual.layer4, tiny.visual.attnpool
+        self.text_tower = text_tower
         torch.manual_seed(seed)
         self.text_projection = nn.Linear(text_dim, TINY_CLIP_CONFIG["embed_dim"])
         self.logit_scale = tiny.logit_scale  # open_clip's init, log(1/0.07)
@@ -82,8 +88,32 @@ class LockedCLIP(nn.Module):
     def encode_image(self, maps: torch.Tensor) -> torch.Tensor:
         return self.attnpool(self.layer4(maps))
 
-    def encode_text(self, text_features: torch.Tensor) -> torch.Tensor:
-        return self.text_projection(text_features)
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.text_projection(tokens if self.text_tower is None else self.text_tower(tokens))
+
+
+class TrainableText(nn.Module):
+    """The tiny LM's encoder as a trained text tower: word ids -> mean-pooled last hidden states (as `encode`).
+
+    Starts from a copy of the masked-LM weights (the LM itself is left untouched); `tokenize(texts)` gives the ids
+    (padded with 0, the LM's [PAD], to the longest text of the batch).
+    """
+
+    def __init__(self, lm):
+        import copy
+
+        super().__init__()
+        self.bert, self._lm = copy.deepcopy(lm.model.bert), lm
+        self.width = lm.model.config.hidden_size
+
+    def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
+        return self._lm.tokenize(list(texts))[0]
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        from clipbook.models.tiny_lm import mean_pool
+
+        mask = (ids != 0).long()
+        return mean_pool(self.bert(input_ids=ids, attention_mask=mask).last_hidden_state, mask)
 
 
 class FrozenText:
