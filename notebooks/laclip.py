@@ -595,9 +595,9 @@ assert on_reported["verdict"] == "holds", on_reported
 # transformer); the pool is 5,000 pairs, each run 300 steps of 64 (about 4 passes), two seeds (the cold budget). What is compared is the caption augmentation, all else equal.
 #
 # **Cost** (2-core machine shared with other sessions, load 7–9 while measured; CPU time user+sys through
-# papermill): warm 33 s; cold (the four trainings, the pool's and the suite's frozen maps; tiny CLIP and tiny LM
-# cached) about 130 s with the frozen maps already cached, more from an empty cache; the rehearsal 32 s CPU for
-# the whole `invoke batch --profile rehearsal --papers laclip` command (45 s of notebook wall time).
+# papermill): warm 33 s; cold 139 s from a cache holding only the tiny CLIP and the tiny LM (the four trainings
+# and the pool's, held-out and suite's frozen maps; 5 min 15 s wall at load 6.5), over the 120 s budget by about
+# 15 %; the rehearsal 32 s CPU for the whole `invoke batch --profile rehearsal --papers laclip` command.
 
 # %%
 clipbook.record(session, rows=record_rows, claims=CLAIMS, reported=REPORTED, preconditions=PRECONDITIONS)
