@@ -536,6 +536,7 @@ CLAIMS = [
           paper_effect_source="README: ViT-B/32 64.4 vs 62.0", requires=("released-checkpoints",)),
 ]
 
+# %%
 record_rows = rows[~rows["metric"].isin(["chance", "mean recall at chance"])]
 LLM_MISSING = fact("llm-rewriter", "the rewrites come from an LLM (LLaMA-7B in-context learning)", False,
                    "no LLM runs here: the offline rewriter is rule-based, so there is no rule-based-vs-LLM comparison")
