@@ -97,7 +97,7 @@ from clipbook.evaluation.classification import ClassificationTask
 from clipbook.evaluation.pairs import pair_choices
 from clipbook.models.loader import LoadedModel, load_model, rehearsing
 from clipbook.models.tiny_clip import images_to_tensor
-from clipbook.report.rows import reported_rows, summarise
+from clipbook.report.rows import summarise
 from clipbook.toyworld import caption_sets
 from clipbook.toyworld import edits as toy_edits
 from clipbook.toyworld import splits as toy_splits
@@ -441,7 +441,7 @@ else:  # the paper profile: the released encoder, eval-only
     # eval_mmvpvlm.py (per third-party code): model.visual.load_state_dict(torch.load(ckpt))
     released.visual.load_state_dict(torch.load(WEIGHTS, map_location="cpu", weights_only=True))
     released.eval()
-    runs = {("un²CLIP (released)", None): (LoadedModel(released, base.preprocess, base.tokenizer, base.name,
+    runs = {("un²CLIP", None): (LoadedModel(released, base.preprocess, base.tokenizer, base.name,
                                                        base.pretrained, identity={**base.identity,
                                                                                   "weights": weights_key(released)}),
                                            {"loss": []})}
@@ -615,7 +615,9 @@ assert abs(loop_accuracy - library_accuracy) < 1e-9, (loop_accuracy, library_acc
 # paper's own table could not be read, so they are **unconfirmed** transcriptions of the paper.
 
 # %% tags=["reported"]
-REPORTED = reported_rows([{"method": ORIGINAL, "value": 19.2}, {"method": "un²CLIP", "value": 32.6}],
+from clipbook.report.rows import reported_rows
+
+REPORTED = reported_rows([{"method": "original CLIP", "value": 19.2}, {"method": "un²CLIP", "value": 32.6}],
                          source="third-party: DCR README (original) and DCR paper notes (un²CLIP), MMVP-VLM average, "
                                 "OpenAI ViT-L-14@224; un²CLIP's own table unconfirmed",
                          url="https://github.com/boyuh/DCR", model="ViT-L-14, openai", dataset="mmvp_vlm",
@@ -634,7 +636,8 @@ REPORTED = reported_rows([{"method": ORIGINAL, "value": 19.2}, {"method": "un²C
 # %% tags=["claims"]
 from clipbook.claims import Claim, at_least
 
-UN2 = "un²CLIP" if TOY else "un²CLIP (released)"
+TOY, ORIGINAL = pair_test == "toy edits", "original CLIP"  # as above; the claims cell reads only the parameters
+UN2 = "un²CLIP"  # offline: trained here; paper profile: the released encoder
 LOW = f" (lr {sensitivity_learning_rate:g})"
 SIGNAL = ("starting-model-signal",)
 USES = SIGNAL + (("decoder-uses-embedding", f"loss-fell | {UN2}") if TOY else ())
