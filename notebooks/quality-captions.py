@@ -1,0 +1,552 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # CLIP with Quality Captions: A Strong Pretraining for Vision Tasks
+#
+# Pavan Kumar Anasosalu Vasu, Hadi Pouransari, Fartash Faghri, Oncel Tuzel (Apple) — 2024 (venue unconfirmed) ·
+# [arXiv:2405.08911](https://arxiv.org/abs/2405.08911).
+#
+# **A proxy: the paper has no official code and no released checkpoints** (papers.md §30: code search finds only
+# citations; apple/ml-mobileclip is MobileCLIP, not this paper's dense-task pipeline). This notebook follows the
+# paper's text (abstract and method summary); its dense-task decoders and hyper-parameters are unconfirmed, so the
+# dense evaluation here is a frozen-feature linear probe, not the paper's fine-tuning.
+#
+# **Claim.** CLIP pretraining whose only change is the captions — dense, accurate ("quality", well-aligned)
+# captions instead of web alt-text, same images — gives an image encoder that transfers far better to dense tasks:
+# ViT-B/16 gains +12.1 % mIoU on semantic segmentation and −11.5 % RMSE on depth over MAE pretraining (abstract),
+# and is more data-efficient (10×). Table cells are unconfirmed; the abstract's numbers are the reported rows.
+#
+# **This notebook.** The `offline` profile trains two contrastive models per seed from scratch at a reduced scale
+# on the same images of the toy world's pretraining pool, the same steps, batch, initialisation and seed, differing
+# only in the captions: the pool's alt-text (`tiny_clip.pretrain_captions`, what the library's tiny CLIP was
+# pretrained on) or quality captions (`caption_sets.captions(..., style="detailed")`: the class, its size, colour,
+# place and two visual details, and the background, in short sentences). Both image encoders are then *frozen* and
+# evaluated on a dense task — a linear segmentation probe on the toy world's multi-object scenes (`toy-voc21`,
+# mIoU) — and on classification (zero-shot and a linear probe on the toy suite). The `paper` profile
+# (`notebooks/profiles/paper/quality-captions.yaml`) runs the closest honest proxy with public weights: zero-shot
+# classification of open_clip's DataComp-XL ViT-B/16 against MobileCLIP-B trained on DataCompDR (the group's
+# synthetic-caption DataComp), labelled as a proxy.
+
+# %% tags=["parameters"]
+profile = "offline"
+models = [["clipbook-tiny-rn", "toyworld"]]
+datasets = ["toy", "toy-pets", "toy-food", "toy-scenes"]
+seeds = [1, 2, 3]
+pool_size = 4000
+steps = 300
+batch_size = 64
+learning_rate = 3e-3
+segmentation = "toy-voc21"
+probe_resolution = 256
+device = "auto"
+
+# %% tags=["parameter-spec"]
+from clipbook.batch.parameters import Int, Str, declare
+from clipbook.dense.benchmarks import OVSS_BENCHMARKS
+from clipbook.toyworld import suite
+
+SPEC = declare(
+    "profile", "models", "datasets", "seeds", "learning_rate", "device",
+    pool_size=Int(minimum=2, maximum=suite.PRETRAIN_SIZE,
+                  help="pairs of the toy pretraining pool both arms train on (its first ones; offline)"),
+    steps=Int(minimum=1, help="training steps of every run (offline; both caption arms alike)"),
+    batch_size=Int(minimum=2, help="pairs per step (offline; both arms alike)"),
+    segmentation=Str(choices=list(OVSS_BENCHMARKS),
+                     help="the toy segmentation benchmark of the dense linear probe (offline)"),
+    probe_resolution=Int(minimum=64, help="pixels the segmentation images are resized to before the frozen encoder "
+                                          "(the trunk is convolutional: 256 px gives an 8x8 feature map)"),
+)
+
+# %%
+import functools
+
+import matplotlib.pyplot as plt
+import numpy as np
+import open_clip
+import pandas as pd
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import clipbook
+from clipbook import cache, metrics
+from clipbook.data import registry
+from clipbook.dense.benchmarks import load_segmentation
+from clipbook.determinism import SMALL_WORK_THREADS, deterministic_torch
+from clipbook.evaluation.classification import ClassificationTask
+from clipbook.evaluation.segmentation import IoUAccumulator
+from clipbook.models.loader import load_model
+from clipbook.models.tiny_clip import (PRETRAIN, TINY_CLIP_CONFIG, TINY_CLIP_NAME, images_to_tensor,
+                                       pretrain_captions, quiet_open_clip, register_tiny_configs)
+from clipbook.models.towers import resnet_trunk
+from clipbook.report.rows import summarise
+from clipbook.toyworld import caption_sets, world
+from clipbook.toyworld import splits as toy_splits
+from clipbook.training.loop import captions_key, train_clip, trained_clip
+
+session = clipbook.start(SPEC, globals())
+# offline: the two caption arms trained here from scratch (reduced scale, below); paper: released checkpoints
+TRAIN_HERE = models == [["clipbook-tiny-rn", "toyworld"]]
+if TRAIN_HERE and not all(name.startswith("toy") for name in datasets):
+    raise ValueError(f"the runs trained here are evaluated on the toy suite (datasets like 'toy-pets'), got {datasets}")
+
+# %% [markdown]
+# ## The two caption sets, on the same images
+#
+# The pool is the first `pool_size` pairs of the toy pretraining split. *Alt-text* is exactly the caption the
+# library's tiny CLIP was pretrained on: 85 % alt-text that names the class at its family's rate (else a synonym,
+# a hypernym or nothing) with attributes and filler ("stock photo", "img 2041"), 15 % visual descriptions without
+# the class name. *Quality captions* are the world's own detailed description of the same image — what the paper's
+# DataCompDR-style captions aim at: dense (every visible attribute) and accurate (true of the image).
+# How well each set is aligned with its image is measured below: the share of captions that name the image's
+# class, its colour and its background.
+
+# %%
+POOL_SCENES = toy_splits.scenes(PRETRAIN["split"])[:pool_size]
+CAPTIONS = {"alt-text": pretrain_captions(PRETRAIN)[:pool_size],
+            "quality captions": caption_sets.captions(POOL_SCENES, "detailed", per_image=1, seed=0)[0]}
+ARMS = list(CAPTIONS)
+
+
+def mentions(texts: list[str], words_of) -> float:
+    return 100 * float(np.mean([words_of(scene) in text.lower() for scene, text in zip(POOL_SCENES, texts)]))
+
+
+alignment = pd.DataFrame({arm: {
+    "names the class (%)": mentions(texts, lambda s: s.classname),
+    "names the colour (%)": mentions(texts, lambda s: s.colour),
+    "names the background (%)": mentions(texts, lambda s: world.BACKGROUNDS[s.background]["phrase"].split(" ", 1)[1]),
+    "words per caption": float(np.mean([len(t.split()) for t in texts])),
+    "example": texts[0]} for arm, texts in CAPTIONS.items()})
+alignment
+
+# %% [markdown]
+# ## Training: alt-text against quality captions, from scratch, at a reduced scale
+#
+# Every run uses the library's loop (`clipbook.training.loop.train_clip`: open_clip's `ClipLoss`, AdamW with weight
+# decay 0.1 on weights, linear warm-up over a tenth of the steps then cosine decay, learning rate = the tiny CLIP's
+# own pretraining rate). The two arms of a seed start from the same initialisation and see the same images in the
+# same batches; the only difference is the caption of each pair — the paper's single intervention.
+#
+# **Reduced scale (a deviation, the same for both arms).** As in the `cloob` notebook, training the tiny CLIP's
+# two towers from pixels for six runs does not fit the budget (its own pretraining takes 875 steps of 128 before
+# zero-shot transfer appears), so:
+# - *Image tower:* the tiny CLIP's ResNet at random initialisation, its stem and first three stages frozen as
+#   random features (one fixed seed, cached), its last stage (`layer4`) and attention pool trained from scratch.
+#   The dense probe reads the trained `layer4` map, so what the captions taught the encoder is what it measures.
+# - *Text tower:* the library's tiny language model (`clipbook.models.tiny_lm`, masked-token pretraining on toy
+#   captions, never shown an image), frozen, with a linear projection trained from scratch.
+
+# %%
+BOTTOM_SEED = 0  # the frozen random stages: one draw, shared by every run
+register_tiny_configs()
+
+
+def random_tiny_clip(seed: int):
+    torch.manual_seed(seed)
+    with quiet_open_clip():  # open_clip warns that the model has no pretrained weights: that is the point
+        return open_clip.create_model(TINY_CLIP_NAME, pretrained=None)
+
+
+def bottom_stages(visual: nn.Module, pixels: torch.Tensor) -> torch.Tensor:
+    """open_clip ModifiedResNet.forward up to (and with) layer3: the stem, avgpool, layer1-3."""
+    x = visual.act1(visual.bn1(visual.conv1(pixels)))
+    x = visual.act2(visual.bn2(visual.conv2(x)))
+    x = visual.avgpool(visual.act3(visual.bn3(visual.conv3(x))))
+    return visual.layer3(visual.layer2(visual.layer1(x)))
+
+
+def frozen_maps(images_of, n: int, what: dict) -> torch.Tensor:
+    """The frozen stages' (N, C, h, w) maps of n images (rendered in chunks), float16 in the cache."""
+    def encode() -> torch.Tensor:
+        visual = random_tiny_clip(BOTTOM_SEED).visual.eval()
+        chunks = []
+        with torch.no_grad(), deterministic_torch(SMALL_WORK_THREADS):
+            for start in range(0, n, 250):
+                pixels = images_to_tensor(images_of(range(start, min(n, start + 250))))
+                chunks.append(bottom_stages(visual, pixels).half())
+        return torch.cat(chunks)
+
+    spec = {"architecture": TINY_CLIP_CONFIG, "init_seed": BOTTOM_SEED, "stages": "stem..layer3",
+            "torch": torch.__version__.split("+")[0], **what}
+    return cache.cached("features", spec, encode, name="quality-captions-frozen-stages").float()
+
+
+class LockedCLIP(nn.Module):
+    """The trained parts: the ResNet's last stage and attention pool, and a linear text projection."""
+
+    def __init__(self, seed: int, text_dim: int):
+        super().__init__()
+        tiny = random_tiny_clip(seed)
+        self.layer4, self.attnpool = tiny.visual.layer4, tiny.visual.attnpool
+        torch.manual_seed(seed)
+        self.text_projection = nn.Linear(text_dim, TINY_CLIP_CONFIG["embed_dim"])
+        self.logit_scale = tiny.logit_scale  # open_clip's init, log(1/0.07)
+
+    def encode_image(self, maps: torch.Tensor) -> torch.Tensor:
+        return self.attnpool(self.layer4(maps))
+
+    def encode_text(self, text_features: torch.Tensor) -> torch.Tensor:
+        return self.text_projection(text_features)
+
+
+class FrozenText:
+    """The frozen tiny LM as the loop's "tokenizer": captions -> their pooled LM features (computed once each)."""
+
+    def __init__(self, lm):
+        self.lm, self.table = lm, {}
+
+    def __call__(self, texts: list[str]) -> torch.Tensor:
+        missing = sorted({text for text in texts if text not in self.table})
+        if missing:
+            self.table.update(zip(missing, torch.from_numpy(self.lm.encode(missing))))
+        return torch.stack([self.table[text] for text in texts])
+
+
+if TRAIN_HERE:
+    from clipbook.models import tiny_lm
+
+    LM, _ = tiny_lm.load_tiny_lm()
+    LM_KEY = tiny_lm.checkpoint_key()
+    TEXT = FrozenText(LM)
+    SPLIT_ID = toy_splits.fingerprint(PRETRAIN["split"])
+    POOL_MAPS = frozen_maps(lambda idx: world.render_batch([POOL_SCENES[i] for i in idx], world.IMAGE_SIZE)[0],
+                            pool_size, {"split": SPLIT_ID, "first": pool_size})
+    TEXT_DIM = TEXT(CAPTIONS[ARMS[0]][:1]).shape[1]
+
+
+def train_arm(arm: str, seed: int):
+    recipe = {"steps": steps, "batch_size": batch_size, "lr": learning_rate, "warmup_steps": max(1, steps // 10),
+              "seed": seed}
+    data = {"split": SPLIT_ID, "pool": pool_size, "captions": captions_key(CAPTIONS[arm]),
+            "image": "tiny-rn stem..layer3 frozen at init seed 0", "text": f"tiny LM {LM_KEY} frozen"}
+    return trained_clip("quality-captions", lambda: LockedCLIP(seed, TEXT_DIM), data,
+                        lambda model: train_clip(model, POOL_MAPS, CAPTIONS[arm], TEXT, recipe,
+                                                 desc=f"{arm}, seed {seed}"),
+                        recipe=recipe, plugins={"model": LockedCLIP},
+                        start={"scratch": "locked tiny CLIP", "init_seed": seed})
+
+
+runs = {(arm, seed): train_arm(arm, seed) for seed in seeds for arm in ARMS} if TRAIN_HERE else {}
+losses = pd.DataFrame([{"captions": arm, "seed": seed, "seen pairs": log["seen_pairs"],
+                        "loss, first 10 steps": np.mean(log["loss"][:10]),
+                        "loss, last 10 steps": np.mean(log["loss"][-10:])}
+                       for (arm, seed), (_, log) in runs.items()])
+losses.round(3)
+
+# %% [markdown]
+# ## Dense task: a linear segmentation probe on frozen features
+#
+# The paper fine-tunes the pretrained encoder with a dense decoder (its recipe is unconfirmed); here the encoder is
+# frozen and only a linear head is trained, the standard frozen-feature protocol for comparing dense features
+# (a 1×1 convolution on the last feature map, logits resized bilinearly to the label map, pixel-wise cross-entropy
+# ignoring label 255). Scenes of `segmentation` (toy-voc21: 1–3 of the 20 generic objects on photo backgrounds,
+# "background" a class) are resized to `probe_resolution` px — the trunk is convolutional, so 256 px gives an 8×8
+# map of `layer4` (MaskCLIP's reading of a ResNet CLIP at a larger input, `clipbook.dense.features`). The head is
+# trained on the benchmark's `val` split and scored on its `test` split with mmseg's dataset-level mIoU
+# (`clipbook.evaluation.segmentation`). Features are standardised with the val split's per-channel statistics
+# (the BatchNorm of a linear segmentation head at eval time); the head trains full-batch with Adam, 300 steps at
+# 1e-2, the same for every encoder. The untrained `layer4` (the shared initialisation) is scored too, for scale.
+
+# %%
+PROBE = {"steps": 300, "lr": 1e-2, "label_stride": 4, "seed": 0}
+
+
+@functools.cache
+def segmentation_split(split: str):
+    data = load_segmentation(segmentation, split)
+    def resized(idx):
+        images = torch.from_numpy(data.images[list(idx)]).permute(0, 3, 1, 2).float()
+        images = F.interpolate(images, size=(probe_resolution, probe_resolution), mode="bilinear", align_corners=False)
+        return images.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
+    maps = frozen_maps(resized, len(data.images), {"benchmark": segmentation, "split": split,
+                                                    "resolution": probe_resolution})
+    return maps, torch.from_numpy(data.labels), len(data.classnames)
+
+
+def dense_features(model: LockedCLIP, maps: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model.layer4(maps)
+
+
+def linear_probe_segmentation(train_x, train_y, test_x, num_classes: int) -> torch.Tensor:
+    """Train a 1x1-conv head on (N, C, h, w) features against (N, H, W) labels; predicted (N, H, W) test labels.
+
+    Training compares the resized logits with every `PROBE["label_stride"]`-th label pixel (a 16x16 grid of the
+    64x64 maps); a 1x1 convolution and bilinear resizing are both linear and commute (the resize weights sum to
+    1, so the bias passes through), so the features are resized to that grid once and the head trains as a plain
+    linear layer on them. The test prediction is scored at full resolution."""
+    mean, std = train_x.mean((0, 2, 3), keepdim=True), train_x.std((0, 2, 3), keepdim=True) + 1e-6
+    size, stride = tuple(train_y.shape[-2:]), PROBE["label_stride"]
+    grid = (slice(None), slice(None), slice(stride // 2, None, stride), slice(stride // 2, None, stride))
+    x = F.interpolate((train_x - mean) / std, size=size, mode="bilinear", align_corners=False)[grid]
+    x = x.permute(0, 2, 3, 1).reshape(-1, train_x.shape[1])
+    target = train_y[grid[1:]].reshape(-1)
+    with deterministic_torch(SMALL_WORK_THREADS):
+        torch.manual_seed(PROBE["seed"])
+        head = nn.Conv2d(train_x.shape[1], num_classes, 1)
+        optimizer = torch.optim.Adam(head.parameters(), lr=PROBE["lr"])
+        for _ in range(PROBE["steps"]):
+            logits = F.linear(x, head.weight.flatten(1), head.bias)
+            loss = F.cross_entropy(logits, target, ignore_index=255)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            logits = F.interpolate(head((test_x - mean) / std), size=size, mode="bilinear", align_corners=False)
+    return logits.argmax(1)
+
+
+def dense_rows(model: LockedCLIP, method: str, seed) -> tuple[list[dict], torch.Tensor]:
+    (val_maps, val_labels, num_classes), (test_maps, test_labels, _) = (segmentation_split("val"),
+                                                                        segmentation_split("test"))
+    prediction = linear_probe_segmentation(dense_features(model, val_maps), val_labels,
+                                           dense_features(model, test_maps), num_classes)
+    accumulator = IoUAccumulator(num_classes)
+    accumulator.update(prediction, test_labels)
+    scores = accumulator.compute()
+    base = {"model": MODEL_LABEL, "dataset": segmentation, "method": method, "seed": seed}
+    # plain floats: the rows are cached, and torch's weights-only loading refuses numpy scalars
+    return [{**base, "metric": "mIoU (linear probe)", "value": float(scores["mIoU"])},
+            {**base, "metric": "pixel accuracy (linear probe)", "value": float(scores["aAcc"])}], prediction
+
+
+MODEL_LABEL = "locked tiny CLIP (from scratch)"
+
+# %% [markdown]
+# ## Classification: zero-shot and a linear probe on the toy suite
+#
+# Zero-shot: each class's prompt ensemble (the dataset's templates) through the text side, cosine with the image
+# embedding. Linear probe: multinomial logistic regression on the frozen image embeddings of each dataset's train
+# split (`clipbook.metrics`-style accuracy on test; sklearn's `LogisticRegression`, C = 1, the same for both arms).
+
+# %%
+@functools.cache
+def classification_split(name: str, split: str):
+    data = registry.load_dataset(name, split)
+    maps = frozen_maps(data.render, len(data), {"dataset": name, "split": split, "fingerprint": data.fingerprint()})
+    return data, maps
+
+
+def classification_rows(model: LockedCLIP, method: str, seed) -> list[dict]:
+    from sklearn.linear_model import LogisticRegression
+
+    base = {"model": MODEL_LABEL, "method": method, "seed": seed}
+    out = []
+    with torch.no_grad():
+        for name in datasets:
+            test, test_maps = classification_split(name, "test")
+            train, train_maps = classification_split(name, "train")
+            prompts = [[template.format(c) for template in test.templates] for c in test.classnames]
+            weights = torch.stack([F.normalize(F.normalize(model.encode_text(TEXT(p)), dim=-1).mean(0), dim=0)
+                                   for p in prompts])
+            test_x = F.normalize(model.encode_image(test_maps), dim=-1)
+            train_x = F.normalize(model.encode_image(train_maps), dim=-1)
+            probe = LogisticRegression(C=1.0, max_iter=1000).fit(train_x.numpy(), np.asarray(train.labels))
+            probe_accuracy = 100 * float(np.mean(probe.predict(test_x.numpy()) == np.asarray(test.labels)))
+            out += [{**base, "dataset": name, "metric": "zero-shot accuracy",
+                     "value": metrics.accuracy(test_x @ weights.T, test.labels)},
+                    {**base, "dataset": name, "metric": "linear-probe accuracy", "value": probe_accuracy},
+                    {**base, "dataset": name, "metric": "chance", "value": 100.0 / len(test.classnames)}]
+    return out
+
+
+# %% [markdown]
+# ## The experiment
+
+# %%
+from clipbook.training.loop import code_fingerprint, weights_key
+
+
+def evaluated_rows(model: LockedCLIP, method: str, seed) -> list[dict]:
+    """Dense and classification rows of one encoder, cached by its weights and the evaluation's settings."""
+    spec = {"weights": weights_key(model), "method": method, "seed": seed, "segmentation": segmentation,
+            "resolution": probe_resolution, "probe": PROBE, "datasets": datasets, "lm": LM_KEY,
+            "code": [code_fingerprint(f) for f in (linear_probe_segmentation, dense_rows, classification_rows)]}
+    return cache.cached("quality-captions-eval", spec,
+                        lambda: dense_rows(model, method, seed)[0] + (classification_rows(model, method, seed)
+                                                                      if method in ARMS else []),
+                        name="quality-captions-rows")
+
+
+if TRAIN_HERE:
+    rows = evaluated_rows(LockedCLIP(seeds[0], TEXT_DIM), "untrained layer4 (init)", None)
+    for (arm, seed), (model, _) in runs.items():
+        rows += evaluated_rows(model, arm, seed)
+    rows = pd.DataFrame(rows)
+else:
+    rows = pd.DataFrame()
+summarise(rows[rows["metric"] != "chance"]).round(2) if len(rows) else rows
+
+# %% [markdown]
+# Quality captions minus alt-text, per dataset and metric (mean over seeds).
+
+# %%
+if TRAIN_HERE:
+    paired = rows[rows["method"].isin(ARMS)].pivot_table(index=["dataset", "metric", "seed"], columns="method",
+                                                          values="value")
+    difference = (paired["quality captions"] - paired["alt-text"]).groupby(["dataset", "metric"]).mean()
+    difference.unstack("metric").drop(columns="chance", errors="ignore").round(2)
+
+# %% [markdown]
+# ## Paper profile: the closest public proxy
+#
+# No checkpoint of the paper exists. The paper profile evaluates, zero-shot on the real datasets, open_clip's
+# ViT-B/16 trained on DataComp-XL alt-text against MobileCLIP-B trained on DataCompDR (the same group's DataComp
+# images with synthetic captions) — a **proxy**: the architectures, schedules and data sizes differ too, and it
+# measures classification, not the paper's dense fine-tuning (no segmentation benchmark is in the data registry).
+
+# %%
+PROXY_METHODS = {"datacompdr": "quality captions (proxy: MobileCLIP on DataCompDR)",
+                 "datacomp_xl_s13b_b90k": "alt-text (proxy: DataComp-XL)"}
+
+
+def released_rows(name: str, tag: str) -> list[dict]:
+    loaded = load_model(name, tag, device=session.device)
+    return [{"model": name, "dataset": dataset, "method": PROXY_METHODS.get(tag, tag), "metric": "zero-shot accuracy",
+             "value": ClassificationTask(loaded, dataset).zero_shot_accuracy()} for dataset in datasets]
+
+
+if not TRAIN_HERE:
+    rows = pd.DataFrame([row for name, tag in models for row in released_rows(name, tag)])
+    display_rows = summarise(rows).round(2)
+
+# %% [markdown]
+# ## Sanity checks
+#
+# 1. **The probe's shortcut.** The head trains on features resized to the label grid, which equals resizing its
+#    logits only if a 1×1 convolution and bilinear resizing commute (both linear, resize weights summing to 1).
+#    Checked on the val maps with a random head: the two orders must agree to float precision.
+# 2. **The locked encoder is the tiny CLIP's ResNet.** The frozen stages, then the trained `layer4` and attention
+#    pool, must equal open_clip's own `ModifiedResNet.forward` of a tower holding those same weights, on a
+#    pool batch — it fails if a stage is skipped or reordered, or a BatchNorm runs in training mode.
+
+# %%
+if TRAIN_HERE:
+    val_maps, _, num_classes = segmentation_split("val")
+    features = dense_features(runs[(ARMS[1], seeds[0])][0], val_maps[:16])
+    torch.manual_seed(0)
+    head = nn.Conv2d(features.shape[1], num_classes, 1)
+    with torch.no_grad():
+        one = F.interpolate(head(features), size=(64, 64), mode="bilinear", align_corners=False)
+        other = head(F.interpolate(features, size=(64, 64), mode="bilinear", align_corners=False))
+    commute_gap = float((one - other).abs().max() / one.abs().max())
+    assert commute_gap < 1e-5, commute_gap
+
+    model = runs[(ARMS[1], seeds[0])][0]
+    tower = random_tiny_clip(BOTTOM_SEED).visual.eval()
+    tower.layer4.load_state_dict(model.layer4.state_dict())
+    tower.attnpool.load_state_dict(model.attnpool.state_dict())
+    pixels = images_to_tensor(world.render_batch(POOL_SCENES[:16], world.IMAGE_SIZE)[0])
+    with torch.no_grad():
+        tower_gap = float((tower(pixels) - model.encode_image(bottom_stages(tower, pixels))).abs().max())
+    assert tower_gap < 1e-4, tower_gap
+    sanity = {"conv/resize commute, relative gap < 1e-5": commute_gap < 1e-5,
+              "locked encoder = open_clip ModifiedResNet, max gap < 1e-4": tower_gap < 1e-4}
+else:
+    sanity = {}
+sanity
+
+# %% [markdown]
+# ## What the paper reports
+#
+# The abstract's numbers only (the tables are unconfirmed): ViT-B/16 CLIP-pretrained on well-aligned pairs gains
+# +12.1 % mIoU on semantic segmentation and −11.5 % RMSE on depth over MAE pretraining. They are effects against
+# MAE, not against alt-text, so they stand beside the claims as the paper's effect sizes, not as rows.
+
+# %% tags=["reported"]
+REPORTED = []
+
+# %% [markdown]
+# ## Claims
+#
+# Offline: quality captions beat alt-text (same images, steps, seed) on the dense probe, and on zero-shot and
+# linear-probe classification (mean over the suite, Student-t interval over seeds). Preconditions: every run's loss
+# fell, the alt-text baseline learned (zero-shot at least 2 points above chance on the suite, worst seed), both arms
+# saw the same pairs. The comparison with MAE, the depth claim and the 10× data efficiency are *not tested*: the toy
+# world has no MAE-pretrained encoder of the same architecture (and round 1 found the tiny self-supervised ViT's
+# features carry almost no class information), no depth maps, and no data-scale sweep fits the budget. Paper
+# profile: the DataCompDR proxy against DataComp-XL at zero-shot, labelled as a proxy.
+
+# %% tags=["claims"]
+from clipbook.claims import Claim, at_least, fact
+
+OFFLINE = ("loss-fell", "baseline-learned", "equal-seen-pairs")
+CLAIMS = [
+    Claim("quality-helps-dense", "Quality captions instead of alt-text give frozen image features that segment better "
+          "(linear probe mIoU)", method="quality captions", baseline="alt-text", metric="mIoU (linear probe)",
+          margin=0.0, requires=OFFLINE, paper_effect=12.1,
+          paper_effect_source="abstract: +12.1 mIoU over MAE (not over alt-text; no alt-text number is confirmed)"),
+    Claim("quality-helps-zero-shot", "Quality captions instead of alt-text improve zero-shot classification",
+          method="quality captions", baseline="alt-text", metric="zero-shot accuracy", margin=0.0, requires=OFFLINE),
+    Claim("quality-helps-linear-probe", "Quality captions instead of alt-text improve linear-probe classification",
+          method="quality captions", baseline="alt-text", metric="linear-probe accuracy", margin=0.0,
+          requires=OFFLINE),
+    Claim("beats-mae-dense", "CLIP pretrained on quality captions beats MAE pretraining on segmentation",
+          method="quality captions", baseline="MAE", metric="mIoU", margin=0.0, requires=("mae-encoder",),
+          paper_effect=12.1, paper_effect_source="abstract (ViT-B/16)"),
+    Claim("proxy-datacompdr-zero-shot", "Proxy: MobileCLIP-B on DataCompDR's quality captions beats ViT-B/16 on "
+          "DataComp-XL alt-text at zero-shot (architectures and data sizes differ too)",
+          method=PROXY_METHODS["datacompdr"], baseline=PROXY_METHODS["datacomp_xl_s13b_b90k"],
+          metric="zero-shot accuracy", margin=0.0, requires=("released-proxies",)),
+]
+
+# %%
+MAE = fact("mae-encoder", "an MAE-pretrained encoder of the same architecture on the same images", False,
+           "the toy world has none (its self-supervised tiny ViT is DINO-style and carries almost no class "
+           "information); the paper's MAE numbers need its ViT-B/16 setup")
+if TRAIN_HERE:
+    drops = [np.mean(log["loss"][:10]) - np.mean(log["loss"][-10:]) for _, log in runs.values()]
+    zero_shot = rows[rows["metric"] == "zero-shot accuracy"]
+    chance = rows[rows["metric"] == "chance"].groupby("dataset")["value"].first()
+    above_chance = min(zero_shot[(zero_shot["method"] == "alt-text") & (zero_shot["seed"] == seed)]
+                       .set_index("dataset")["value"].sub(chance).mean() for seed in seeds)
+    seen = {log["seen_pairs"] for _, log in runs.values()}
+    PRECONDITIONS = [
+        at_least("loss-fell", "smallest drop of the loss over arms and seeds (first 10 minus last 10 steps)",
+                 float(min(drops)), 1e-6),
+        at_least("baseline-learned", "alt-text zero-shot accuracy above chance, suite mean (worst seed)",
+                 float(above_chance), 2.0, " points"),
+        fact("equal-seen-pairs", "both arms saw the same number of pairs", len(seen) == 1,
+             f"seen pairs per run: {sorted(seen)}"),
+        fact("released-proxies", "the proxy checkpoints are evaluated under the paper profile", False,
+             "offline runs train the toy arms; the released proxies run under the paper profile"),
+        MAE,
+    ]
+else:
+    PRECONDITIONS = [fact(id, "measured only when the caption arms are trained here (offline)", False,
+                          "the paper profile evaluates released proxy checkpoints; the toy training runs offline")
+                     for id in OFFLINE] + [fact("released-proxies", "the proxy checkpoints are evaluated", True,
+                                                f"{models}"), MAE]
+
+# %% [markdown]
+# ## Closing note
+#
+# **Verdicts** are the claims' sentences below, generated from the rows (offline: three seeds, each its own
+# initialisation and batch order, shared by both arms).
+#
+# **Paper profile** (`notebooks/profiles/paper/quality-captions.yaml`, a GPU): zero-shot ImageNet of
+# ('MobileCLIP-B', 'datacompdr') against ('ViT-B-16', 'datacomp_xl_s13b_b90k'), a proxy; the paper's dense
+# fine-tuning (ADE20k / NYUv2, decoders unconfirmed) is not run.
+#
+# **Proxies and reduced scale.** No official code: the method is the paper's text (only the captions change).
+# Training is a reduced, locked version of CLIP pretraining (frozen random ResNet stem..layer3, trained layer4 and
+# attention pool; frozen tiny LM with a trained projection), 300 steps of 64 pairs on a 4,000-pair pool; the dense
+# evaluation is a frozen linear probe, not the paper's fine-tuning.
+
+# %%
+clipbook.record(session, rows=rows[rows["metric"] != "chance"] if len(rows) else rows, claims=CLAIMS,
+                reported=REPORTED, preconditions=PRECONDITIONS)
