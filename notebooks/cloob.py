@@ -86,20 +86,19 @@ import numpy as np
 import open_clip
 import pandas as pd
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 import clipbook
-from clipbook import cache, metrics
+from clipbook import metrics
 from clipbook.data import registry
 from clipbook.evaluation.classification import ClassificationTask
 from clipbook.evaluation.retrieval import recall_at_k
 from clipbook.models.loader import LoadedModel, load_model, rehearsing
-from clipbook.models.tiny_clip import (PRETRAIN, TINY_CLIP_CONFIG, TINY_CLIP_NAME, images_to_tensor,
-                                       pretrain_captions, quiet_open_clip, register_tiny_configs)
+from clipbook.models.tiny_clip import PRETRAIN, pretrain_captions, quiet_open_clip, register_tiny_configs
 from clipbook.report.rows import summarise
 from clipbook.toyworld import splits as toy_splits
 from clipbook.toyworld import world
+from clipbook.training.locked import FrozenText, LockedCLIP, frozen_stage_maps
 from clipbook.training.loop import captions_key, train_clip, trained_clip
 
 session = clipbook.start(SPEC, globals())
@@ -277,70 +276,10 @@ pd.Series({name: next(f"< {bound:.0e}" for bound in (1e-12, 1e-9, 1e-6, float("i
 # scratch; what the loss can change is the trained image stage, the attention pool and the text projection.
 
 # %%
-BOTTOM_SEED = 0  # the frozen random stages: one draw, shared by every run
+# The locked towers live in the library (`clipbook.training.locked`, shared with laclip): the random tiny CLIP's
+# stem..layer3 frozen at one draw (`BOTTOM_SEED`), their maps cached once (`frozen_stage_maps`), and the trained
+# `LockedCLIP` (layer4, attention pool, text projection, temperature) over the frozen LM's features (`FrozenText`).
 register_tiny_configs()
-
-
-def random_tiny_clip(seed: int):
-    torch.manual_seed(seed)
-    with quiet_open_clip():  # open_clip warns that the model has no pretrained weights: that is the point
-        return open_clip.create_model(TINY_CLIP_NAME, pretrained=None)
-
-
-def bottom_stages(visual: nn.Module, pixels: torch.Tensor) -> torch.Tensor:
-    """open_clip ModifiedResNet.forward up to (and with) layer3: the stem, avgpool, layer1-3."""
-    x = visual.act1(visual.bn1(visual.conv1(pixels)))
-    x = visual.act2(visual.bn2(visual.conv2(x)))
-    x = visual.avgpool(visual.act3(visual.bn3(visual.conv3(x))))
-    return visual.layer3(visual.layer2(visual.layer1(x)))
-
-
-def frozen_features(images_of: callable, n: int, what: dict) -> torch.Tensor:
-    """The frozen stages' (N, C, h, w) maps of n images (rendered in chunks), float16 in the cache."""
-    def encode() -> torch.Tensor:
-        visual = random_tiny_clip(BOTTOM_SEED).visual.eval()
-        chunks = []
-        with torch.no_grad():
-            for start in range(0, n, 500):
-                pixels = images_to_tensor(images_of(range(start, min(n, start + 500))))
-                chunks.append(bottom_stages(visual, pixels).half())
-        return torch.cat(chunks)
-
-    spec = {"architecture": TINY_CLIP_CONFIG, "init_seed": BOTTOM_SEED, "stages": "stem..layer3",
-            "torch": torch.__version__.split("+")[0], **what}
-    return cache.cached("features", spec, encode, name="cloob-frozen-stages").float()
-
-
-class LockedCLIP(nn.Module):
-    """The trained parts: the ResNet's last stage and attention pool, and a linear text projection."""
-
-    def __init__(self, seed: int, text_dim: int):
-        super().__init__()
-        tiny = random_tiny_clip(seed)
-        self.layer4, self.attnpool = tiny.visual.layer4, tiny.visual.attnpool
-        torch.manual_seed(seed)
-        self.text_projection = nn.Linear(text_dim, TINY_CLIP_CONFIG["embed_dim"])
-        self.logit_scale = tiny.logit_scale  # open_clip's init, log(1/0.07)
-
-    def encode_image(self, maps: torch.Tensor) -> torch.Tensor:
-        return self.attnpool(self.layer4(maps))
-
-    def encode_text(self, text_features: torch.Tensor) -> torch.Tensor:
-        return self.text_projection(text_features)
-
-
-class FrozenText:
-    """The frozen tiny LM as the loop's "tokenizer": captions -> their pooled LM features (computed once each)."""
-
-    def __init__(self, lm):
-        self.lm, self.table = lm, {}
-
-    def __call__(self, texts: list[str]) -> torch.Tensor:
-        missing = sorted({text for text in texts if text not in self.table})
-        if missing:
-            self.table.update(zip(missing, torch.from_numpy(self.lm.encode(missing))))
-        return torch.stack([self.table[text] for text in texts])
-
 
 if TRAIN_HERE:
     from clipbook.models.tiny_lm import load_tiny_lm
@@ -354,8 +293,8 @@ if TRAIN_HERE:
         return lambda indices: world.render_batch([ALL_SCENES[offset + i] for i in indices], world.IMAGE_SIZE)[0]
 
     split_id = toy_splits.fingerprint(SPLIT)
-    POOL_MAPS = frozen_features(rendered(0), pool_size, {"split": split_id, "first": pool_size})
-    HELD_MAPS = frozen_features(rendered(HELD_START), heldout_size, {"split": split_id, "last": heldout_size})
+    POOL_MAPS = frozen_stage_maps(rendered(0), pool_size, {"split": split_id, "first": pool_size})
+    HELD_MAPS = frozen_stage_maps(rendered(HELD_START), heldout_size, {"split": split_id, "last": heldout_size})
     LM, _ = load_tiny_lm()
     TEXT = FrozenText(LM)
     TEXT(POOL_CAPTIONS + HELD_CAPTIONS)
@@ -437,7 +376,7 @@ def locked_label(batch_size: int) -> str:
 @functools.cache
 def test_set(name: str):
     test = registry.load_dataset(name, "test")
-    maps = frozen_features(test.render, len(test), {"dataset": name, "split": "test", "fingerprint": test.fingerprint()})
+    maps = frozen_stage_maps(test.render, len(test), {"dataset": name, "split": "test", "fingerprint": test.fingerprint()})
     return test, maps
 
 
