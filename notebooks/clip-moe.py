@@ -102,6 +102,7 @@ from clipbook.data.registry import load_dataset
 from clipbook.determinism import deterministic_torch
 from clipbook.evaluation import retrieval
 from clipbook.evaluation.classification import ClassificationTask
+from clipbook.features import rendered_image_features
 from clipbook.models.loader import LoadedModel, load_model, rehearsing
 from clipbook.models.tiny_clip import images_to_tensor
 from clipbook.report.rows import summarise
@@ -433,19 +434,6 @@ pd.DataFrame([{"chain": kind, "seed": seed, "stage": s, "cluster sizes": log.get
 # zero-shot accuracy on the toy suite with each set's templates (paper: ImageNet, CIFAR and others).
 
 # %%
-def retrieval_sets() -> list[tuple]:
-    sets = []
-    for name in datasets:
-        test = load_dataset(name, "test")
-        texts_, owner_ = caption_sets.captions(test.scenes, "detailed", per_image=5, seed=1) if TOY \
-            else test.caption_pairs()
-        sets.append((name, test, texts_, owner_))
-    return sets
-
-
-PIXELS: dict = {}
-
-
 IMAGE_TOWER_FROZEN = not any(name.startswith("visual.") for name in MOE_BLOCKS)  # a ResNet: no arm changes it
 FROZEN_FEATURES: dict = {}
 
@@ -462,17 +450,7 @@ def test_features(loaded: LoadedModel, dataset) -> torch.Tensor:
 
 
 def _test_features(loaded: LoadedModel, dataset) -> torch.Tensor:
-    if not hasattr(dataset, "render"):
-        from clipbook.features import image_features
-        return image_features(loaded, dataset, normalize=True)
-    key = (dataset.name, dataset.split)
-    if key not in PIXELS:
-        PIXELS[key] = images_to_tensor(dataset.render(range(len(dataset))))
-    pixels = PIXELS[key]
-    with torch.no_grad():
-        raw = torch.cat([loaded.model.encode_image(pixels[i:i + 256].to(session.device)).float().cpu()
-                         for i in range(0, len(pixels), 256)])
-    return F.normalize(raw, dim=-1)
+    return F.normalize(rendered_image_features(loaded, dataset), dim=-1)
 
 
 def score(method: str, loaded: LoadedModel, seed=None) -> list[dict]:
@@ -508,7 +486,7 @@ def evaluate(method: str, loaded: LoadedModel, seed=None) -> list[dict]:
     return cache.cached("clip-moe-eval", spec, lambda: score(method, loaded, seed), name=f"{seed}")
 
 
-RETRIEVAL_SETS = retrieval_sets()
+RETRIEVAL_SETS = retrieval.caption_retrieval_sets(datasets)  # toy: 5 detailed captions per scene
 with threadpool_limits(determinism.SMALL_WORK_THREADS), deterministic_torch(determinism.SMALL_WORK_THREADS):
     rows = evaluate("dense CLIP", base)
     for (arm, seed), (loaded, _) in runs.items():

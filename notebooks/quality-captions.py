@@ -73,9 +73,7 @@ SPEC = declare(
 # %%
 import functools
 
-import matplotlib.pyplot as plt
 import numpy as np
-import open_clip
 import pandas as pd
 import torch
 import torch.nn as nn
@@ -89,12 +87,12 @@ from clipbook.determinism import SMALL_WORK_THREADS, deterministic_torch
 from clipbook.evaluation.classification import ClassificationTask
 from clipbook.evaluation.segmentation import IoUAccumulator
 from clipbook.models.loader import load_model
-from clipbook.models.tiny_clip import (PRETRAIN, TINY_CLIP_CONFIG, TINY_CLIP_NAME, images_to_tensor,
-                                       pretrain_captions, quiet_open_clip, register_tiny_configs)
-from clipbook.models.towers import resnet_trunk
+from clipbook.models.tiny_clip import PRETRAIN, images_to_tensor, pretrain_captions, register_tiny_configs
 from clipbook.report.rows import summarise
 from clipbook.toyworld import caption_sets, world
 from clipbook.toyworld import splits as toy_splits
+from clipbook.training.locked import (BOTTOM_SEED, FrozenText, LockedCLIP, bottom_stages, frozen_stage_maps,
+                                      random_tiny_clip)
 from clipbook.training.loop import captions_key, train_clip, trained_clip
 
 session = clipbook.start(SPEC, globals())
@@ -151,69 +149,11 @@ alignment
 #   captions, never shown an image), frozen, with a linear projection trained from scratch.
 
 # %%
-BOTTOM_SEED = 0  # the frozen random stages: one draw, shared by every run
+# The locked towers are the library's (`clipbook.training.locked`, shared with cloob and laclip): the random tiny
+# CLIP's stem..layer3 frozen at one draw, their maps cached once (`frozen_stage_maps`), and the trained
+# `LockedCLIP` over the frozen LM's features (`FrozenText`).
 register_tiny_configs()
-
-
-def random_tiny_clip(seed: int):
-    torch.manual_seed(seed)
-    with quiet_open_clip():  # open_clip warns that the model has no pretrained weights: that is the point
-        return open_clip.create_model(TINY_CLIP_NAME, pretrained=None)
-
-
-def bottom_stages(visual: nn.Module, pixels: torch.Tensor) -> torch.Tensor:
-    """open_clip ModifiedResNet.forward up to (and with) layer3: the stem, avgpool, layer1-3."""
-    x = visual.act1(visual.bn1(visual.conv1(pixels)))
-    x = visual.act2(visual.bn2(visual.conv2(x)))
-    x = visual.avgpool(visual.act3(visual.bn3(visual.conv3(x))))
-    return visual.layer3(visual.layer2(visual.layer1(x)))
-
-
-def frozen_maps(images_of, n: int, what: dict) -> torch.Tensor:
-    """The frozen stages' (N, C, h, w) maps of n images (rendered in chunks), float16 in the cache."""
-    def encode() -> torch.Tensor:
-        visual = random_tiny_clip(BOTTOM_SEED).visual.eval()
-        chunks = []
-        with torch.no_grad(), deterministic_torch(SMALL_WORK_THREADS):
-            for start in range(0, n, 250):
-                pixels = images_to_tensor(images_of(range(start, min(n, start + 250))))
-                chunks.append(bottom_stages(visual, pixels).half())
-        return torch.cat(chunks)
-
-    spec = {"architecture": TINY_CLIP_CONFIG, "init_seed": BOTTOM_SEED, "stages": "stem..layer3",
-            "torch": torch.__version__.split("+")[0], **what}
-    return cache.cached("features", spec, encode, name="quality-captions-frozen-stages").float()
-
-
-class LockedCLIP(nn.Module):
-    """The trained parts: the ResNet's last stage and attention pool, and a linear text projection."""
-
-    def __init__(self, seed: int, text_dim: int):
-        super().__init__()
-        tiny = random_tiny_clip(seed)
-        self.layer4, self.attnpool = tiny.visual.layer4, tiny.visual.attnpool
-        torch.manual_seed(seed)
-        self.text_projection = nn.Linear(text_dim, TINY_CLIP_CONFIG["embed_dim"])
-        self.logit_scale = tiny.logit_scale  # open_clip's init, log(1/0.07)
-
-    def encode_image(self, maps: torch.Tensor) -> torch.Tensor:
-        return self.attnpool(self.layer4(maps))
-
-    def encode_text(self, text_features: torch.Tensor) -> torch.Tensor:
-        return self.text_projection(text_features)
-
-
-class FrozenText:
-    """The frozen tiny LM as the loop's "tokenizer": captions -> their pooled LM features (computed once each)."""
-
-    def __init__(self, lm):
-        self.lm, self.table = lm, {}
-
-    def __call__(self, texts: list[str]) -> torch.Tensor:
-        missing = sorted({text for text in texts if text not in self.table})
-        if missing:
-            self.table.update(zip(missing, torch.from_numpy(self.lm.encode(missing))))
-        return torch.stack([self.table[text] for text in texts])
+frozen_maps = frozen_stage_maps
 
 
 if TRAIN_HERE:
@@ -475,8 +415,11 @@ REPORTED = []
 #
 # Offline: quality captions beat alt-text (same images, steps, seed) on the dense probe, and on zero-shot and
 # linear-probe classification (mean over the suite, Student-t interval over seeds). Preconditions: every run's loss
-# fell, the alt-text baseline learned (zero-shot at least 2 points above chance on the suite, worst seed), both arms
-# saw the same pairs. The comparison with MAE, the depth claim and the 10× data efficiency are *not tested*: the toy
+# fell and both arms saw the same pairs; and the alt-text baseline learned what each claim measures: its zero-shot
+# and its linear-probe accuracy at least twice chance's on the suite, and its probe mIoU above the untrained
+# `layer4`'s (worst seed each). (The first run required zero-shot 2 points above chance for every claim; the lead's
+# review set the bar per claim after seeing the results: each claim needs the baseline to have learned the ability it
+# measures, at the 2x-chance level cloob and metaclip use.) The comparison with MAE, the depth claim and the 10× data efficiency are *not tested*: the toy
 # world has no MAE-pretrained encoder of the same architecture (and round 1 found the tiny self-supervised ViT's
 # features carry almost no class information), no depth maps, and no data-scale sweep fits the budget. Paper
 # profile: the DataCompDR proxy against DataComp-XL at zero-shot, labelled as a proxy.
@@ -484,23 +427,25 @@ REPORTED = []
 # %% tags=["claims"]
 from clipbook.claims import Claim, at_least, fact
 
-OFFLINE = ("loss-fell", "baseline-learned", "equal-seen-pairs")
+TRAINED = ("loss-fell", "equal-seen-pairs")
 CLAIMS = [
     Claim("quality-helps-dense", "Quality captions instead of alt-text give frozen image features that segment better "
           "(linear probe mIoU)", method="quality captions", baseline="alt-text", metric="mIoU (linear probe)",
-          margin=0.0, requires=OFFLINE, paper_effect=12.1,
+          margin=0.0, requires=TRAINED + ("baseline-segments",), paper_effect=12.1,
           paper_effect_source="abstract: +12.1 mIoU over MAE (not over alt-text; no alt-text number is confirmed)"),
     Claim("quality-helps-zero-shot", "Quality captions instead of alt-text improve zero-shot classification",
-          method="quality captions", baseline="alt-text", metric="zero-shot accuracy", margin=0.0, requires=OFFLINE),
+          method="quality captions", baseline="alt-text", metric="zero-shot accuracy", margin=0.0,
+          requires=TRAINED + ("baseline-zero-shot",)),
     Claim("quality-helps-linear-probe", "Quality captions instead of alt-text improve linear-probe classification",
           method="quality captions", baseline="alt-text", metric="linear-probe accuracy", margin=0.0,
-          requires=OFFLINE),
+          requires=TRAINED + ("baseline-probe",)),
     Claim("beats-mae-dense", "CLIP pretrained on quality captions beats MAE pretraining on segmentation",
           method="quality captions", baseline="MAE", metric="mIoU", margin=0.0, requires=("mae-encoder",),
           paper_effect=12.1, paper_effect_source="abstract (ViT-B/16)"),
     Claim("proxy-datacompdr-zero-shot", "Proxy: MobileCLIP-B on DataCompDR's quality captions beats ViT-B/16 on "
           "DataComp-XL alt-text at zero-shot (architectures and data sizes differ too)",
-          method=PROXY_METHODS["datacompdr"], baseline=PROXY_METHODS["datacomp_xl_s13b_b90k"],
+          # the methods PROXY_METHODS names the two tags' rows (the claims cell reads parameters only)
+          method="quality captions (proxy: MobileCLIP on DataCompDR)", baseline="alt-text (proxy: DataComp-XL)",
           metric="zero-shot accuracy", margin=0.0, requires=("released-proxies",)),
 ]
 
@@ -510,16 +455,26 @@ MAE = fact("mae-encoder", "an MAE-pretrained encoder of the same architecture on
            "information); the paper's MAE numbers need its ViT-B/16 setup")
 if TRAIN_HERE:
     drops = [np.mean(log["loss"][:10]) - np.mean(log["loss"][-10:]) for _, log in runs.values()]
-    zero_shot = rows[rows["metric"] == "zero-shot accuracy"]
     chance = rows[rows["metric"] == "chance"].groupby("dataset")["value"].first()
-    above_chance = min(zero_shot[(zero_shot["method"] == "alt-text") & (zero_shot["seed"] == seed)]
-                       .set_index("dataset")["value"].sub(chance).mean() for seed in seeds)
+
+    def baseline_over_chance(metric: str) -> float:
+        """The alt-text arm's suite-mean accuracy over chance's, in its worst seed."""
+        values = rows[(rows["metric"] == metric) & (rows["method"] == "alt-text")]
+        return float(min(values[values["seed"] == seed]["value"].mean() / chance.mean() for seed in seeds))
+
+    miou = rows[rows["metric"] == "mIoU (linear probe)"]
+    baseline_miou_gain = float(min(miou[(miou["method"] == "alt-text") & (miou["seed"] == seed)]["value"].mean()
+                                   for seed in seeds) - miou[miou["method"] == "untrained layer4 (init)"]["value"].mean())
     seen = {log["seen_pairs"] for _, log in runs.values()}
     PRECONDITIONS = [
         at_least("loss-fell", "smallest drop of the loss over arms and seeds (first 10 minus last 10 steps)",
                  float(min(drops)), 1e-6),
-        at_least("baseline-learned", "alt-text zero-shot accuracy above chance, suite mean (worst seed)",
-                 float(above_chance), 2.0, " points"),
+        at_least("baseline-zero-shot", "alt-text zero-shot accuracy over chance's, suite mean (worst seed)",
+                 baseline_over_chance("zero-shot accuracy"), 2.0, "x"),
+        at_least("baseline-probe", "alt-text linear-probe accuracy over chance's, suite mean (worst seed)",
+                 baseline_over_chance("linear-probe accuracy"), 2.0, "x"),
+        at_least("baseline-segments", "alt-text probe mIoU above the untrained layer4's (worst seed)",
+                 baseline_miou_gain, 1e-6, " points"),
         fact("equal-seen-pairs", "both arms saw the same number of pairs", len(seen) == 1,
              f"seen pairs per run: {sorted(seen)}"),
         fact("released-proxies", "the proxy checkpoints are evaluated under the paper profile", False,
@@ -529,7 +484,7 @@ if TRAIN_HERE:
 else:
     PRECONDITIONS = [fact(id, "measured only when the caption arms are trained here (offline)", False,
                           "the paper profile evaluates released proxy checkpoints; the toy training runs offline")
-                     for id in OFFLINE] + [fact("released-proxies", "the proxy checkpoints are evaluated", True,
+                     for id in TRAINED + ("baseline-zero-shot", "baseline-probe", "baseline-segments")] + [fact("released-proxies", "the proxy checkpoints are evaluated", True,
                                                 f"{models}"), MAE]
 
 # %% [markdown]
