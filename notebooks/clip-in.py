@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -88,14 +88,14 @@ import torch.nn.functional as F
 from threadpoolctl import threadpool_limits
 
 import clipbook
-from clipbook import cache, determinism, zeroshot
+from clipbook import cache, determinism
 from clipbook.data.registry import load_dataset
 from clipbook.determinism import deterministic_torch
 from clipbook.evaluation import pairs, retrieval
 from clipbook.evaluation.classification import ClassificationTask
 from clipbook.models.loader import LoadedModel, load_model, rehearsing
 from clipbook.models.tiny_clip import images_to_tensor
-from clipbook.report.rows import summarise
+from clipbook.report.rows import ModelRows, arm_means, summarise
 from clipbook.toyworld import caption_sets
 from clipbook.toyworld import edits as toy_edits
 from clipbook.toyworld import splits as toy_splits
@@ -357,30 +357,21 @@ def encode_pairs(loaded: LoadedModel) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def score(method: str, loaded: LoadedModel, seed=None) -> list[dict]:
-    out = []
-
-    def row(dataset, metric, value):
-        out.append({"model": models[0][0], "dataset": dataset, "method": method, "metric": metric, "seed": seed,
-                    "value": float(value)})
-
+    out = ModelRows(models[0][0], method, seed)
     image_a, image_b = pair_features(loaded)
     text_a, text_b = (retrieval.text_features(loaded, texts) for texts in PAIR_TEXTS)
     choices = pairs.pair_choices(image_a, image_b, text_a, text_b)
-    row(PAIR_NAME, "pair accuracy", 100.0 * choices["pair"].mean())
+    out.add(PAIR_NAME, "pair accuracy", 100.0 * choices["pair"].mean())
     for attribute in sorted(set(PAIR_ATTRIBUTES)):
         mask = np.asarray(PAIR_ATTRIBUTES) == attribute
-        row(PAIR_NAME, f"pair accuracy: {attribute}", 100.0 * choices["pair"][mask].mean())
+        out.add(PAIR_NAME, f"pair accuracy: {attribute}", 100.0 * choices["pair"][mask].mean())
     if RETRIEVAL_TEXTS is not None:
-        recalls = retrieval.recall_at_k(image_a, retrieval.text_features(loaded, RETRIEVAL_TEXTS),
-                                        np.arange(len(image_a)), ks=(1,))
-        row("toy (long captions)", "R@1 text→image", recalls["image_retrieval_recall@1"])
-        row("toy (long captions)", "R@1 image→text", recalls["text_retrieval_recall@1"])
+        out.add_all("toy (long captions)", retrieval.recall_metrics(
+            image_a, retrieval.text_features(loaded, RETRIEVAL_TEXTS), np.arange(len(image_a)), ks=(1,)))
     for name in classification_datasets:
         task = ClassificationTask(loaded, name)
-        x = class_features(loaded, task.split("test"))
-        weights = zeroshot.zero_shot_classifier(loaded, task.classnames, task.templates)
-        row(name, "accuracy", task.accuracy(zeroshot.zero_shot_logits(x, weights), task.labels("test")))
-    return out
+        out.add(name, "accuracy", task.zero_shot_accuracy_of(class_features(loaded, task.split("test"))))
+    return out.rows
 
 
 def evaluate(method: str, loaded: LoadedModel, seed=None) -> list[dict]:
@@ -405,14 +396,7 @@ summarise(rows).round(2)
 # Means over seeds per arm, the starting model first (zero-shot: the mean over the classification sets).
 
 # %%
-def arm_table(frame: pd.DataFrame) -> pd.DataFrame:
-    per_seed = frame.groupby(["method", "metric", "seed"], dropna=False)["value"].mean().reset_index()
-    table = per_seed.groupby(["method", "metric"])["value"].mean().unstack("metric")
-    order = [m for m in ["pre-trained CLIP", *arms] if m in table.index]
-    return table.reindex(order)
-
-
-arm_table(rows).round(2).T
+arm_means(rows, order=["pre-trained CLIP", *arms]).round(2).T
 
 # %% [markdown]
 # ## Sanity checks

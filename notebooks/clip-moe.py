@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -97,7 +97,7 @@ from sklearn.cluster import MiniBatchKMeans
 from threadpoolctl import threadpool_limits
 
 import clipbook
-from clipbook import cache, determinism, zeroshot
+from clipbook import cache, determinism
 from clipbook.data.registry import load_dataset
 from clipbook.determinism import deterministic_torch
 from clipbook.evaluation import retrieval
@@ -105,7 +105,7 @@ from clipbook.evaluation.classification import ClassificationTask
 from clipbook.features import rendered_image_features
 from clipbook.models.loader import LoadedModel, load_model, rehearsing
 from clipbook.models.tiny_clip import images_to_tensor
-from clipbook.report.rows import summarise
+from clipbook.report.rows import ModelRows, arm_means, summarise
 from clipbook.toyworld import caption_sets
 from clipbook.training import moe
 from clipbook.training.loop import PreprocessedImages, captions_key, code_fingerprint, train_clip, weights_key
@@ -454,25 +454,14 @@ def _test_features(loaded: LoadedModel, dataset) -> torch.Tensor:
 
 
 def score(method: str, loaded: LoadedModel, seed=None) -> list[dict]:
-    out = []
-
-    def row(dataset, metric, value):
-        out.append({"model": models[0][0], "dataset": dataset, "method": method, "metric": metric, "seed": seed,
-                    "value": float(value)})
-
+    out = ModelRows(models[0][0], method, seed)
     for name, dataset, texts_, owner_ in RETRIEVAL_SETS:
-        images = test_features(loaded, dataset)
-        captions_ = retrieval.text_features(loaded, texts_)
-        recalls = retrieval.recall_at_k(images, captions_, owner_, ks=(1, 5, 10))
-        for k_ in (1, 5, 10):
-            row(name, f"R@{k_} text→image", recalls[f"image_retrieval_recall@{k_}"])
-            row(name, f"R@{k_} image→text", recalls[f"text_retrieval_recall@{k_}"])
+        out.add_all(name, retrieval.recall_metrics(test_features(loaded, dataset),
+                                                   retrieval.text_features(loaded, texts_), owner_, ks=(1, 5, 10)))
     for name in classification_datasets:
         task = ClassificationTask(loaded, name)
-        x = test_features(loaded, task.split("test"))
-        weights = zeroshot.zero_shot_classifier(loaded, task.classnames, task.templates)
-        row(name, "accuracy", task.accuracy(zeroshot.zero_shot_logits(x, weights), task.labels("test")))
-    return out
+        out.add(name, "accuracy", task.zero_shot_accuracy_of(test_features(loaded, task.split("test"))))
+    return out.rows
 
 
 def evaluate(method: str, loaded: LoadedModel, seed=None) -> list[dict]:
@@ -498,16 +487,9 @@ summarise(rows).round(3)
 # Means over seeds per arm, the dense start first (zero-shot: mean over the classification datasets).
 
 # %%
-def arm_table(frame: pd.DataFrame) -> pd.DataFrame:
-    per_seed = frame.groupby(["method", "metric", "seed"], dropna=False)["value"].mean().reset_index()
-    table = per_seed.groupby(["method", "metric"])["value"].mean().unstack("metric")
-    columns = [f"R@{k_} {d}" for d in ("text→image", "image→text") for k_ in (1, 5, 10)] + ["accuracy"]
-    order = ["dense CLIP", *[a for a in ("continued dense", "CLIP-MoE", "CLIP-MoE (random-batch experts)")
-                             if a in arms]]
-    return table.reindex(order)[[c for c in columns if c in table.columns]]
-
-
-arm_table(rows).round(3)
+RECALL_COLUMNS = [f"R@{k_} {d}" for d in ("text→image", "image→text") for k_ in (1, 5, 10)]
+arm_means(rows, order=["dense CLIP", "continued dense", "CLIP-MoE", "CLIP-MoE (random-batch experts)"],
+          columns=[*RECALL_COLUMNS, "accuracy"]).round(3)
 
 # %% [markdown]
 # ## How the experts differ and how the router uses them

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -100,7 +100,7 @@ import torch.nn.functional as F
 from threadpoolctl import threadpool_limits
 
 import clipbook
-from clipbook import cache, determinism, zeroshot
+from clipbook import cache, determinism
 from clipbook.data.registry import load_dataset
 from clipbook.determinism import deterministic_torch
 from clipbook.evaluation import embedding_space, retrieval
@@ -108,7 +108,7 @@ from clipbook.evaluation.classification import ClassificationTask
 from clipbook.features import image_features, rendered_image_features
 from clipbook.models.loader import LoadedModel, load_model, rehearsing
 from clipbook.models.tiny_clip import images_to_tensor
-from clipbook.report.rows import summarise
+from clipbook.report.rows import ModelRows, arm_means, summarise
 from clipbook.toyworld import caption_sets
 from clipbook.toyworld import splits as toy_splits
 from clipbook.toyworld import world
@@ -433,33 +433,24 @@ def eval_features(loaded: LoadedModel, dataset) -> torch.Tensor:
 
 
 def evaluate(method: str, loaded: LoadedModel, seed=None) -> list[dict]:
-    out = []
-
-    def row(dataset, metric, value):
-        out.append({"model": models[0][0], "dataset": dataset, "method": method, "metric": metric, "seed": seed,
-                    "value": float(value)})
-
+    out = ModelRows(models[0][0], method, seed)
     for name, dataset, texts_, owner_ in RETRIEVAL_SETS:
         raw_images = eval_features(loaded, dataset)
         raw_captions = torch.cat([loaded.encode_text_prompts(texts_[i:i + 512]).float().cpu()
                                   for i in range(0, len(texts_), 512)])
         images, captions_ = F.normalize(raw_images, dim=-1), F.normalize(raw_captions, dim=-1)
-        row(name, "raw image norm", raw_images.norm(dim=-1).mean())
-        row(name, "raw caption norm", raw_captions.norm(dim=-1).mean())
-        row(name, "modality gap", embedding_space.modality_gap(images, captions_))
-        row(name, "alignment", embedding_space.alignment(images[torch.as_tensor(owner_)], captions_))
-        row(name, "uniformity (images)", embedding_space.uniformity(images))
-        row(name, "uniformity (captions)", embedding_space.uniformity(captions_))
-        recalls = retrieval.recall_at_k(images, captions_, owner_, ks=(1, 5))
-        for k in (1, 5):
-            row(name, f"R@{k} text→image", recalls[f"image_retrieval_recall@{k}"])
-            row(name, f"R@{k} image→text", recalls[f"text_retrieval_recall@{k}"])
+        out.add(name, "raw image norm", raw_images.norm(dim=-1).mean())
+        out.add(name, "raw caption norm", raw_captions.norm(dim=-1).mean())
+        out.add(name, "modality gap", embedding_space.modality_gap(images, captions_))
+        out.add(name, "alignment", embedding_space.alignment(images[torch.as_tensor(owner_)], captions_))
+        out.add(name, "uniformity (images)", embedding_space.uniformity(images))
+        out.add(name, "uniformity (captions)", embedding_space.uniformity(captions_))
+        out.add_all(name, retrieval.recall_metrics(images, captions_, owner_, ks=(1, 5)))
     for name in classification_datasets:
         task = ClassificationTask(loaded, name)
-        x = F.normalize(eval_features(loaded, task.split("test")), dim=-1)
-        weights = zeroshot.zero_shot_classifier(loaded, task.classnames, task.templates)
-        row(name, "accuracy", task.accuracy(zeroshot.zero_shot_logits(x, weights), task.labels("test")))
-    return out
+        out.add(name, "accuracy", task.zero_shot_accuracy_of(F.normalize(eval_features(loaded, task.split("test")),
+                                                                         dim=-1)))
+    return out.rows
 
 
 RETRIEVAL_SETS = retrieval_sets()
@@ -475,17 +466,11 @@ summarise(rows).round(3)
 # Means over seeds per arm, the starting model first (zero-shot: mean over the classification datasets).
 
 # %%
-def arm_table(frame: pd.DataFrame) -> pd.DataFrame:
-    per_seed = frame.groupby(["method", "metric", "seed"], dropna=False)["value"].mean().reset_index()
-    table = per_seed.groupby(["method", "metric"])["value"].mean().unstack("metric")
-    order = ["pre-trained CLIP", *arms,
-             *[lr_label(a) for a in SENSITIVITY_ARMS if sensitivity_learning_rate and a in arms]]
-    columns = ["modality gap", "raw image norm", "raw caption norm", "alignment", "uniformity (images)", "uniformity (captions)", "R@1 text→image",
-               "R@1 image→text", "R@5 text→image", "R@5 image→text", "accuracy"]
-    return table.reindex(order)[[c for c in columns if c in table.columns]]
-
-
-arm_table(rows).round(3)
+arm_means(rows, order=["pre-trained CLIP", *arms,
+                       *[lr_label(a) for a in SENSITIVITY_ARMS if sensitivity_learning_rate and a in arms]],
+          columns=["modality gap", "raw image norm", "raw caption norm", "alignment", "uniformity (images)",
+                   "uniformity (captions)", "R@1 text→image", "R@1 image→text", "R@5 text→image", "R@5 image→text",
+                   "accuracy"]).round(3)
 
 # %% [markdown]
 # ## Sanity checks

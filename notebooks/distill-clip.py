@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -89,7 +89,7 @@ import torch.nn.functional as F
 from threadpoolctl import threadpool_limits
 
 import clipbook
-from clipbook import cache, determinism, zeroshot
+from clipbook import cache, determinism
 from clipbook.data.registry import load_dataset
 from clipbook.determinism import deterministic_torch, seed_everything
 from clipbook.evaluation import retrieval
@@ -97,7 +97,7 @@ from clipbook.features import rendered_image_features
 from clipbook.evaluation.classification import ClassificationTask
 from clipbook.models.loader import LoadedModel, load_model, rehearsing
 from clipbook.models.tiny_clip import images_to_tensor
-from clipbook.report.rows import summarise
+from clipbook.report.rows import ModelRows, arm_means, summarise
 from clipbook.toyworld import caption_sets, world
 from clipbook.training.loop import (PreprocessedImages, captions_key, code_fingerprint, encode_pair, train_clip,
                                     trained_clip, weights_key)
@@ -466,24 +466,14 @@ def test_features(loaded: LoadedModel, dataset) -> torch.Tensor:
 
 
 def score(method: str, loaded: LoadedModel, seed=None) -> list[dict]:
-    out = []
-
-    def row(dataset, metric, value):
-        out.append({"model": models[0][0], "dataset": dataset, "method": method, "metric": metric, "seed": seed,
-                    "value": float(value)})
-
+    out = ModelRows(models[0][0], method, seed)
     for name, dataset, texts_, owner_ in RETRIEVAL_SETS:
-        recalls = retrieval.recall_at_k(test_features(loaded, dataset), retrieval.text_features(loaded, texts_),
-                                        owner_, ks=(1, 5, 10))
-        for k in (1, 5, 10):
-            row(name, f"R@{k} text→image", recalls[f"image_retrieval_recall@{k}"])
-            row(name, f"R@{k} image→text", recalls[f"text_retrieval_recall@{k}"])
+        out.add_all(name, retrieval.recall_metrics(test_features(loaded, dataset),
+                                                   retrieval.text_features(loaded, texts_), owner_, ks=(1, 5, 10)))
     for name in classification_datasets:
         task = ClassificationTask(loaded, name)
-        x = test_features(loaded, task.split("test"))
-        weights = zeroshot.zero_shot_classifier(loaded, task.classnames, task.templates)
-        row(name, "accuracy", task.accuracy(zeroshot.zero_shot_logits(x, weights), task.labels("test")))
-    return out
+        out.add(name, "accuracy", task.zero_shot_accuracy_of(test_features(loaded, task.split("test"))))
+    return out.rows
 
 
 def evaluate(method: str, loaded: LoadedModel, seed=None) -> list[dict]:
@@ -515,15 +505,8 @@ summarise(rows).round(3)
 # Means over seeds per arm, the starting model first (zero-shot: mean over the classification datasets).
 
 # %%
-def arm_table(frame: pd.DataFrame) -> pd.DataFrame:
-    per_seed = frame.groupby(["method", "metric", "seed"], dropna=False)["value"].mean().reset_index()
-    table = per_seed.groupby(["method", "metric"])["value"].mean().unstack("metric")
-    columns = [f"R@{k} {d}" for d in ("text→image", "image→text") for k in (1, 5, 10)] \
-        + ["accuracy", "zero-shot retained"]
-    return table.reindex(["pre-trained CLIP", *arms])[[c for c in columns if c in table.columns]]
-
-
-arm_table(rows).round(3)
+RECALL_COLUMNS = [f"R@{k} {d}" for d in ("text→image", "image→text") for k in (1, 5, 10)]
+arm_means(rows, order=["pre-trained CLIP", *arms], columns=[*RECALL_COLUMNS, "accuracy", "zero-shot retained"]).round(3)
 
 # %% [markdown]
 # ## Sanity checks

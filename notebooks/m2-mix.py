@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -86,7 +86,7 @@ import torch.nn.functional as F
 from threadpoolctl import threadpool_limits
 
 import clipbook
-from clipbook import cache, determinism, zeroshot
+from clipbook import cache, determinism
 from clipbook.data.registry import load_dataset
 from clipbook.determinism import deterministic_torch
 from clipbook.evaluation import embedding_space, retrieval
@@ -94,7 +94,7 @@ from clipbook.features import rendered_image_features
 from clipbook.evaluation.classification import ClassificationTask
 from clipbook.models.loader import LoadedModel, load_model, rehearsing
 from clipbook.models.tiny_clip import images_to_tensor
-from clipbook.report.rows import summarise
+from clipbook.report.rows import ModelRows, arm_means, summarise
 from clipbook.toyworld import caption_sets
 from clipbook.training.loop import (PreprocessedImages, captions_key, clip_loss, code_fingerprint, encode_pair,
                                     train_clip, trained_clip, weights_key)
@@ -328,28 +328,18 @@ def evaluate(method: str, loaded: LoadedModel, seed=None) -> list[dict]:
 
 
 def score(method: str, loaded: LoadedModel, seed=None) -> list[dict]:
-    out = []
-
-    def row(dataset, metric, value):
-        out.append({"model": models[0][0], "dataset": dataset, "method": method, "metric": metric, "seed": seed,
-                    "value": float(value)})
-
+    out = ModelRows(models[0][0], method, seed)
     for name, dataset, texts_, owner_ in RETRIEVAL_SETS:
         images = test_features(loaded, dataset)
         captions_ = retrieval.text_features(loaded, texts_)
-        recalls = retrieval.recall_at_k(images, captions_, owner_, ks=(1, 5, 10))
-        for k in (1, 5, 10):
-            row(name, f"R@{k} text→image", recalls[f"image_retrieval_recall@{k}"])
-            row(name, f"R@{k} image→text", recalls[f"text_retrieval_recall@{k}"])
-        row(name, "alignment", embedding_space.alignment(images[torch.as_tensor(owner_)], captions_))
-        row(name, "uniformity", embedding_space.uniformity(torch.cat([images, captions_])))
-        row(name, "modality gap", embedding_space.modality_gap(images, captions_))
+        out.add_all(name, retrieval.recall_metrics(images, captions_, owner_, ks=(1, 5, 10)))
+        out.add(name, "alignment", embedding_space.alignment(images[torch.as_tensor(owner_)], captions_))
+        out.add(name, "uniformity", embedding_space.uniformity(torch.cat([images, captions_])))
+        out.add(name, "modality gap", embedding_space.modality_gap(images, captions_))
     for name in classification_datasets:
         task = ClassificationTask(loaded, name)
-        x = test_features(loaded, task.split("test"))
-        weights = zeroshot.zero_shot_classifier(loaded, task.classnames, task.templates)
-        row(name, "accuracy", task.accuracy(zeroshot.zero_shot_logits(x, weights), task.labels("test")))
-    return out
+        out.add(name, "accuracy", task.zero_shot_accuracy_of(test_features(loaded, task.split("test"))))
+    return out.rows
 
 
 RETRIEVAL_SETS = retrieval.caption_retrieval_sets(datasets)  # toy: 5 detailed captions per scene
@@ -365,16 +355,9 @@ summarise(rows).round(3)
 # Means over seeds per arm, the starting model first (zero-shot: mean over the classification datasets).
 
 # %%
-def arm_table(frame: pd.DataFrame) -> pd.DataFrame:
-    per_seed = frame.groupby(["method", "metric", "seed"], dropna=False)["value"].mean().reset_index()
-    table = per_seed.groupby(["method", "metric"])["value"].mean().unstack("metric")
-    columns = [f"R@{k} {d}" for d in ("text→image", "image→text") for k in (1, 5, 10)] \
-        + ["alignment", "uniformity", "modality gap", "accuracy"]
-    order = ["pre-trained CLIP", *[arm_label(eta) for eta in ETAS]]
-    return table.reindex(order)[[c for c in columns if c in table.columns]]
-
-
-arm_table(rows).round(3)
+RECALL_COLUMNS = [f"R@{k} {d}" for d in ("text→image", "image→text") for k in (1, 5, 10)]
+arm_means(rows, order=["pre-trained CLIP", *[arm_label(eta) for eta in ETAS]],
+          columns=[*RECALL_COLUMNS, "alignment", "uniformity", "modality gap", "accuracy"]).round(3)
 
 # %% [markdown]
 # ## Sanity checks

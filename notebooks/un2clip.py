@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -90,7 +90,7 @@ import torch.nn.functional as F
 from threadpoolctl import threadpool_limits
 
 import clipbook
-from clipbook import cache, determinism, zeroshot
+from clipbook import cache, determinism
 from clipbook.data.registry import data_root, load_dataset
 from clipbook.determinism import deterministic_torch
 from clipbook.evaluation.classification import ClassificationTask
@@ -98,7 +98,7 @@ from clipbook.evaluation.pairs import pair_choices
 from clipbook.features import image_features
 from clipbook.models.loader import LoadedModel, load_model, rehearsing
 from clipbook.models.tiny_clip import images_to_tensor
-from clipbook.report.rows import summarise
+from clipbook.report.rows import ModelRows, arm_means, summarise
 from clipbook.toyworld import caption_sets
 from clipbook.toyworld import edits as toy_edits
 from clipbook.toyworld import splits as toy_splits
@@ -511,11 +511,7 @@ def class_features(loaded: LoadedModel, dataset) -> torch.Tensor:
 
 
 def evaluate(method: str, loaded: LoadedModel, seed=None) -> list[dict]:
-    out = []
-
-    def row(dataset, metric, value):
-        out.append({"model": models[0][0], "dataset": dataset, "method": method, "metric": metric, "seed": seed,
-                    "value": float(value)})
+    out = ModelRows(models[0][0], method, seed)
 
     image_a, image_b = pair_features(loaded)
     texts_a, texts_b = pair_texts if TOY else pair_set.statement_pairs()
@@ -524,21 +520,20 @@ def evaluate(method: str, loaded: LoadedModel, seed=None) -> list[dict]:
                                      for i in range(0, len(t), 512)]) for t in (texts_a, texts_b))
     choices = pair_choices(image_a, image_b, text_a, text_b)
     name = pair_test
-    row(name, "pair accuracy", 100 * choices["pair"].mean())
-    row(name, "pair cosine", F.cosine_similarity(image_a, image_b).mean())
+    out.add(name, "pair accuracy", 100 * choices["pair"].mean())
+    out.add(name, "pair cosine", F.cosine_similarity(image_a, image_b).mean())
     categories = pair_attributes if TOY else np.array(pair_set.pair_categories())
     for category in dict.fromkeys(categories):
-        row(name, f"pair accuracy | {category}", 100 * choices["pair"][categories == category].mean())
+        out.add(name, f"pair accuracy | {category}", 100 * choices["pair"][categories == category].mean())
     if not TOY:
-        return out
+        return out.rows
     for key, value in held_out_losses(loaded.model).items():
-        row("toy val", f"denoising loss | {key}", value)
+        out.add("toy val", f"denoising loss | {key}", value)
     for dataset_name in datasets:
         task = ClassificationTask(loaded, dataset_name)
-        x = F.normalize(class_features(loaded, task.split("test")), dim=-1)
-        weights = zeroshot.zero_shot_classifier(loaded, task.classnames, task.templates)
-        row(dataset_name, "accuracy", task.accuracy(zeroshot.zero_shot_logits(x, weights), task.labels("test")))
-    return out
+        out.add(dataset_name, "accuracy",
+                task.zero_shot_accuracy_of(F.normalize(class_features(loaded, task.split("test")), dim=-1)))
+    return out.rows
 
 
 ORIGINAL = "original CLIP"
@@ -553,14 +548,7 @@ summarise(rows).round(3)
 # Means over seeds per arm (zero-shot accuracy: mean over the suite's datasets).
 
 # %%
-def arm_table(frame: pd.DataFrame) -> pd.DataFrame:
-    per_seed = frame.groupby(["method", "metric", "seed"], dropna=False)["value"].mean().reset_index()
-    table = per_seed.groupby(["method", "metric"])["value"].mean().unstack("metric")
-    order = [ORIGINAL] + list(dict.fromkeys(arm for arm, _ in runs))
-    return table.reindex(order)
-
-
-arm_table(rows).round(3).T
+arm_means(rows, order=[ORIGINAL, *(arm for arm, _ in runs)]).round(3).T
 
 # %% [markdown]
 # ## Sanity check

@@ -44,3 +44,11 @@ def test_accuracy_over_a_class_subset_drops_other_images_and_argmaxes_within_the
 def test_base_new_halves_follow_dassl(task):
     base, new = task.base_new_classes()
     assert base + new == list(range(task.num_classes)) and len(base) == (task.num_classes + 1) // 2
+
+
+def test_zero_shot_accuracy_of_features_encoded_elsewhere(task, cache_root):
+    x, _ = task.features("test")
+    assert task.zero_shot_accuracy_of(x) == task.zero_shot_accuracy()
+    # features of the wrong split are refused rather than scored against the test labels
+    with pytest.raises(ValueError, match="test has"):
+        task.zero_shot_accuracy_of(x[:-1])

@@ -103,3 +103,13 @@ def test_caption_retrieval_sets_give_each_toy_caption_its_scene():
     expected_texts, expected_owner = caption_sets.captions(dataset.scenes, "detailed", per_image=2, seed=1)
     assert texts == expected_texts and owner.tolist() == list(expected_owner)
     assert set(owner.tolist()) == set(range(len(dataset)))
+
+
+def test_recall_metrics_name_each_direction_in_table_order():
+    # caption 1 belongs to image 1 but is image 0's twin: text→image finds caption 0 only (50 %); image→text finds
+    # nothing, because each image's best caption ties with the other image's (ties count as not told apart)
+    images, texts = torch.eye(2), torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    named = retrieval.recall_metrics(images, texts, [0, 1], ks=(1, 2))
+    assert list(named) == ["R@1 text→image", "R@1 image→text", "R@2 text→image", "R@2 image→text"]
+    assert named["R@1 text→image"] == 50.0 and named["R@1 image→text"] == 0.0
+    assert named["R@2 text→image"] == named["R@2 image→text"] == 100.0

@@ -2,7 +2,8 @@ import math
 
 import pytest
 
-from clipbook.report.rows import as_frame, compare_with_reported, records, reported_rows, summarise
+from clipbook.report.rows import (ModelRows, arm_means, as_frame, compare_with_reported, records, reported_rows,
+                                  summarise)
 
 
 def _rows():
@@ -45,3 +46,28 @@ def test_records_are_json_ready():
                                        "value": 1 / 3}]))
     assert out[0]["seed"] == 1 and isinstance(out[0]["seed"], int) and out[-1] == {
         "model": "m", "dataset": "d", "method": "Z", "metric": "accuracy", "value": 0.3333}
+
+
+def test_model_rows_carry_model_method_and_seed():
+    built = ModelRows("tiny", "A", seed=2)
+    built.add("d", "accuracy", 81)
+    built.add_all("e", {"R@1 text→image": 40.0, "R@1 image→text": 30.0})
+    assert [(r["dataset"], r["metric"], r["value"]) for r in built.rows] == [
+        ("d", "accuracy", 81.0), ("e", "R@1 text→image", 40.0), ("e", "R@1 image→text", 30.0)]
+    assert {(r["model"], r["method"], r["seed"]) for r in built.rows} == {("tiny", "A", 2)}
+    assert isinstance(built.rows[0]["value"], float)
+
+
+def test_arm_means_weigh_each_seed_the_same_and_keep_the_given_order():
+    rows = []
+    for method, seed, dataset, value in (("A", 1, "d1", 10.0), ("A", 1, "d2", 20.0), ("A", 2, "d1", 30.0),
+                                         ("B", None, "d1", 5.0)):
+        built = ModelRows("m", method, seed)
+        built.add(dataset, "accuracy", value)
+        built.add(dataset, "gap", 1.0)
+        rows += built.rows
+    table = arm_means(rows, order=["B", "missing", "A"], columns=["accuracy", "absent"])
+    assert list(table.index) == ["B", "A"] and list(table.columns) == ["accuracy"]
+    # seed 1 averages its two datasets (15) before the seeds are averaged: (15 + 30) / 2, not (10 + 20 + 30) / 3
+    assert table.loc["A", "accuracy"] == 22.5 and table.loc["B", "accuracy"] == 5.0
+    assert list(arm_means(rows, order=["A"]).columns) == ["accuracy", "gap"]

@@ -96,6 +96,14 @@ class ClassificationTask:
         x, _ = self.features(split)
         return zeroshot.zero_shot_logits(x, self.text_weights)
 
+    def zero_shot_accuracy_of(self, image_features: torch.Tensor, split: str = "test") -> float:
+        """Zero-shot accuracy (%) of a split encoded elsewhere (a notebook that renders a toy set once for
+        several models): the same prompt ensemble and scale as `zero_shot_accuracy`, on `image_features`."""
+        if len(image_features) != len(self.split(split)):
+            raise ValueError(f"{self.dataset_name} {split} has {len(self.split(split))} images; got "
+                             f"{len(image_features)} features")
+        return self.accuracy(zeroshot.zero_shot_logits(image_features, self.text_weights), self.labels(split))
+
     def zero_shot_accuracy(self, split: str = "test", classes=None) -> float:
         return self.accuracy(self.zero_shot_logits(split), self.labels(split), classes=classes)
 

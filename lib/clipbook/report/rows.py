@@ -58,6 +58,38 @@ def reported_rows(values: list[dict], *, source: str, url: str = "", **common) -
     return rows
 
 
+class ModelRows:
+    """The rows one model gives under one method (and seed), built as it is evaluated:
+    `add(dataset, metric, value)`, or `add_all(dataset, {metric: value})`; `rows` is the list."""
+
+    def __init__(self, model: str, method: str, seed=None):
+        self.model, self.method, self.seed = model, method, seed
+        self.rows: list[dict] = []
+
+    def add(self, dataset: str, metric: str, value) -> None:
+        self.rows.append({"model": self.model, "dataset": dataset, "method": self.method, "metric": metric,
+                          "seed": self.seed, "value": float(value)})
+
+    def add_all(self, dataset: str, metrics: dict) -> None:
+        for metric, value in metrics.items():
+            self.add(dataset, metric, value)
+
+
+def arm_means(rows, order: list[str], columns: list[str] | None = None) -> pd.DataFrame:
+    """One line per method (the arms of a training comparison, in `order`; absent ones left out), one column per
+    metric: each seed's mean over datasets, then the mean over seeds, so that every seed weighs the same whatever
+    the number of datasets. `columns` picks and orders the metrics (absent ones left out); default: all, sorted."""
+    frame = as_frame(rows)
+    if "seed" not in frame.columns:
+        frame["seed"] = None
+    per_seed = frame.groupby(["method", "metric", "seed"], dropna=False)["value"].mean().reset_index()
+    table = per_seed.groupby(["method", "metric"])["value"].mean().unstack("metric")
+    table = table.reindex([method for method in dict.fromkeys(order) if method in table.index])
+    if columns is not None:
+        table = table[[column for column in columns if column in table.columns]]
+    return table
+
+
 def summarise(rows, confidence: float = 0.95) -> pd.DataFrame:
     """Mean, standard deviation, count and a Student-t interval over seeds for each (model, dataset, method,
     metric, shots)."""
