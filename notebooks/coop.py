@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -100,14 +100,15 @@ from torch.nn.utils.rnn import pad_sequence
 from threadpoolctl import threadpool_limits
 
 import clipbook
-from clipbook import baselines, parallel, prompting
+from clipbook import baselines, cache, parallel, prompting
 from clipbook import features as feature_cache
 from clipbook.data import registry
 from clipbook.determinism import deterministic_torch
 from clipbook.evaluation.classification import ClassificationTask
-from clipbook.models.loader import load_model
+from clipbook.models.loader import load_model, rehearsing
 from clipbook.report.figures import few_shot_figure
 from clipbook.report.rows import summarise
+from clipbook.training.loop import code_fingerprint
 
 session = clipbook.start(SPEC, globals())
 from clipbook.determinism import SMALL_WORK_THREADS  # an int: imported after start, which reads literals as parameters
@@ -400,18 +401,48 @@ def train_all(model_tasks: list[ClassificationTask]) -> dict:
     jobs = [(k, context, chunk) for k in shots for context in contexts for group in side_by_side(model_tasks, k)
             for chunk in balanced_chunks([(task, seed) for task in group for seed in seeds], k, workers)]
     jobs.sort(key=lambda job: -sum(run_cost(task, job[0]) for task, _ in job[2]))  # longest first
-    contexts_trained = parallel.map_jobs(
-        lambda job: [learner.ctx.detach() for learner in train_runs(
-            k_shot_runs(job[2], job[0]), epochs_for(job[2][0][0].dataset_name, job[0]), job[1])], jobs,
-        device=session.device)
+
+    def train() -> dict[str, torch.Tensor]:
+        contexts_trained = parallel.map_jobs(
+            lambda job: [learner.ctx.detach() for learner in train_runs(
+                k_shot_runs(job[2], job[0]), epochs_for(job[2][0][0].dataset_name, job[0]), job[1])], jobs,
+            device=session.device)
+        return {run_name(k, context, task, seed): trained_context
+                for (k, context, chunk), trained_contexts in zip(jobs, contexts_trained)
+                for (task, seed), trained_context in zip(chunk, trained_contexts)}
+
+    # the trained contexts are cached by what they depend on (not by the chunking, which does not change them), so a
+    # warm run only reads them; the rehearsal always trains (its models are random draws: nothing to reuse)
+    trained = train() if rehearsing() else cache.cached("coop-contexts", training_spec(model_tasks), train)
     learners = {}
-    for (k, context, chunk), trained_contexts in zip(jobs, contexts_trained):
-        for (task, seed), trained_context in zip(chunk, trained_contexts):
-            learner = new_learner(task, seed, context)
-            with torch.no_grad():
-                learner.ctx.copy_(trained_context)
-            learners[(k, context, task.dataset_name, seed)] = learner
+    for k in shots:
+        for context in contexts:
+            for task in model_tasks:
+                for seed in seeds:
+                    learner = new_learner(task, seed, context)
+                    with torch.no_grad():
+                        learner.ctx.copy_(trained[run_name(k, context, task, seed)])
+                    learners[(k, context, task.dataset_name, seed)] = learner
     return learners
+
+
+def run_name(k: int, context: str, task: ClassificationTask, seed: int) -> str:
+    return f"{k} shots, {context}, {task.dataset_name}, seed {seed}"
+
+
+TRAINING_SETTINGS = ("seeds", "shots", "contexts", "n_ctx", "ctx_init", "epochs_scale", "batch_size", "learning_rate",
+                     "warmup_lr", "augment", "augment_scale")
+
+
+def training_spec(model_tasks: list[ClassificationTask]) -> dict:
+    """What one model's trained contexts depend on: the model, the data, every training setting and the code."""
+    return {"version": 1, "model": model_tasks[0].loaded.identity,
+            "data": [[task.split(split).fingerprint() for split in ("train", "val")] for task in model_tasks],
+            "settings": {name: globals()[name] for name in TRAINING_SETTINGS},
+            "code": [code_fingerprint(piece) for piece in (
+                epochs_for, train_coop, training_images, new_learner, train_runs, k_shot_runs, coop_logits,
+                text_features, shared_positions, split_prompts, prompting.PromptLearner,
+                feature_cache.augment_transform)]}
 
 
 @torch.no_grad()

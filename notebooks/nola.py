@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -84,6 +84,7 @@ SPEC = declare(
 
 # %%
 import copy
+import functools
 import math
 import random
 
@@ -98,14 +99,15 @@ from PIL import ImageFilter
 from torchvision import transforms
 
 import clipbook
-from clipbook import claims, descriptors, determinism, features, parallel, zeroshot
+from clipbook import cache, claims, descriptors, determinism, features, parallel, zeroshot
 from clipbook.batch.parameters import ParameterError
 from clipbook.data import registry
 from clipbook.determinism import deterministic_torch, seed_everything
 from clipbook.evaluation.classification import ClassificationTask
 from clipbook.models import tiny_ssl, towers
-from clipbook.models.loader import load_model
+from clipbook.models.loader import load_model, rehearsing
 from clipbook.report.rows import summarise
+from clipbook.training.loop import code_fingerprint
 
 session = clipbook.start(SPEC, globals())
 
@@ -526,9 +528,19 @@ class NoLATask(ClassificationTask):
         self.probabilities = (scale * self.x_train @ self.cde).softmax(dim=-1)  # forward_with_text_desc
         self.k = find_k(len(self.x_train), self.num_classes)
         self.selected, self.pseudo_labels, self.borrowed = top_k_per_class(self.probabilities, self.k)
-        self.train_images = [image for image, _ in self.split("train")] if is_toy(dataset_name) else None
-        self.test_batches = eval_batches(loaded, self.split("test"))
-        self.val_batches = eval_batches(loaded, self.split("val")) if final_model == "best_val" else None
+
+    # the images the runs train and test on, drawn only when a run is not cached (`prepare_runs`)
+    @functools.cached_property
+    def train_images(self):
+        return [image for image, _ in self.split("train")] if is_toy(self.dataset_name) else None
+
+    @functools.cached_property
+    def test_batches(self):
+        return eval_batches(self.loaded, self.split("test"))
+
+    @functools.cached_property
+    def val_batches(self):
+        return eval_batches(self.loaded, self.split("val")) if final_model == "best_val" else None
 
     def ssl_features(self, split: str) -> torch.Tensor:
         """The SSL encoder's (unnormalised) CLS features of CLIP's preprocessed images, cached by the library."""
@@ -634,11 +646,44 @@ def seed_rows(run: tuple[NoLATask, int]) -> tuple[list[dict], tuple[dict, dict]]
                for method, target in targets.items()]), (initial, targets)
 
 
+# What a trained run depends on: its models and data, every setting of the method, and the method's code. The runs
+# are cached under it (content-addressed, like the library's features), so a warm run only reads them.
+RUN_SETTINGS = ("num_prompt_tokens", "top_k_fraction", "top_k_minimum", "alignment_epochs", "alignment_batch_size",
+                "epochs", "batch_size", "learning_rate", "weight_decay", "final_model", "lafter_text_steps",
+                "lafter_text_lr")
+METHOD_CODE = (class_texts, cde_classifier, find_k, top_k_per_class, AlignmentModule, train_alignment,
+               label_smoothing_cross_entropy, prompt_width, vit_features, resnet_features, PromptedClassifier,
+               select_trainable, make_optimizer, RandomGaussianBlur, strong_transform, StrongViews, Preprocessed,
+               eval_batches, test_accuracy, prompt_tune, text_embeddings, train_text_classifier, seed_rows)
+
+
+def run_spec(task: NoLATask, seed: int, what: str) -> dict:
+    return {"version": 1, "what": what, "model": task.loaded.identity, "ssl": ssl.identity,
+            "data": [task.split(split).fingerprint() for split in ("train", "val", "test")], "seed": seed,
+            "settings": {name: globals()[name] for name in RUN_SETTINGS},
+            "code": [code_fingerprint(piece) for piece in METHOD_CODE]}
+
+
+def cached_runs(runs: list, run) -> list:
+    """`run` over (task, seed) pairs, each read from the cache where it is held; the missing ones run as below. The
+    rehearsal always trains (its models are random draws: nothing to reuse)."""
+    specs = [run_spec(task, seed, "runs") for task, seed in runs]
+    missing = [i for i, spec in enumerate(specs)
+               if rehearsing() or not (cache.cache_dir("nola-runs") / f"{cache.content_key(spec)}.pt").exists()]
+    for task in dict.fromkeys(runs[i][0] for i in missing):  # drawn here, before the forks, so each is drawn once
+        task.train_images, task.test_batches, task.val_batches
+    computed = dict(zip(missing, parallel.map_jobs(run, [runs[i] for i in missing], device=session.device)))
+    if rehearsing():
+        return [computed[i] for i in range(len(runs))]
+    return [cache.cached("nola-runs", spec, lambda i=i: computed[i] if i in computed else run(runs[i]))
+            for i, spec in enumerate(specs)]
+
+
 # The (dataset, seed) runs are independent: on a CPU they run on every core as forked processes
 # (`clipbook.parallel`, the results of a sequential loop), the largest train splits first.
 runs = sorted([(task, seed) for task in tasks for seed in seeds], key=lambda run: -len(run[0].x_train))
 results = dict(zip([(task.model_name, task.dataset_name, seed) for task, seed in runs],
-                   parallel.map_jobs(seed_rows, runs, device=session.device)))
+                   cached_runs(runs, seed_rows)))
 student_setups = {key: setup for key, (_, setup) in results.items()}  # for the view ablation
 rows = pd.DataFrame([row for task in tasks for row in frozen_rows(task) + [
     r for seed in seeds for r in results[(task.model_name, task.dataset_name, seed)][0]]])
@@ -678,8 +723,13 @@ def view_ablation(task: NoLATask, seed: int) -> pd.DataFrame:
     initial, targets = student_setups[(task.model_name, task.dataset_name, seed)]
     students = {name: PromptedClassifier(task.loaded, classifier, seed).to(session.device)
                 for name, classifier in initial.items()}
-    weak = test_accuracy(prompt_tune(task, students, targets, seed, transform=task.loaded.preprocess),
-                         task.test_batches)
+
+    def tune_on_weak_view() -> dict[str, float]:
+        tuned = prompt_tune(task, students, targets, seed, transform=task.loaded.preprocess)
+        return test_accuracy(tuned, task.test_batches)
+
+    weak = tune_on_weak_view() if rehearsing() else \
+        cache.cached("nola-runs", run_spec(task, seed, "weak-view ablation"), tune_on_weak_view)
     strong = rows[(rows.model == task.model_name) & (rows.dataset == task.dataset_name) & (rows.seed == seed)
                   & (rows.metric == "accuracy")].set_index("method")["value"]
     return pd.DataFrame({"tuned on the strong view (official)": strong[list(weak)],

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import math
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -156,19 +157,46 @@ def train_clip(model, images: torch.Tensor, captions: Sequence[str], tokenizer: 
     return log
 
 
-def code_fingerprint(function: Callable | None) -> str | None:
+def code_fingerprint(function: Callable | None, _within: tuple = ()) -> str | None:
     """A hash of a plugged-in function's source (and of the functions and values its closure holds), so a cache
     entry trained with one version of a method is never read back for another."""
     if function is None:
         return None
+    if any(function is outer for outer in _within):  # a method's `__class__` cell (super()) leads back to its class
+        return getattr(function, "__qualname__", "")
+    within = (*_within, function)
     try:
         parts = [inspect.getsource(function)]
-    except (OSError, TypeError):  # a builtin or a lambda typed at a prompt: fall back to its qualified name
-        parts = [getattr(function, "__qualname__", repr(function))]
+    except (OSError, TypeError):
+        # a class typed in a notebook cell: the kernel keeps its methods' source but not the class's, so hash those
+        # (else an edited class would read back the old class's results); a builtin or a lambda typed at a prompt:
+        # its qualified name
+        parts = _class_parts(function, within) if isinstance(function, type) else \
+            [getattr(function, "__qualname__", repr(function))]
     for cell in getattr(function, "__closure__", None) or ():
         value = cell.cell_contents
-        parts.append(code_fingerprint(value) if callable(value) else repr(value))
+        parts.append(code_fingerprint(value, within) if callable(value) else repr(value))
     return hashlib.sha256("\n".join(p or "" for p in parts).encode()).hexdigest()[:16]
+
+
+def _class_parts(cls: type, within: tuple) -> list[str | None]:
+    """A class's name, bases, and each attribute in definition order: methods (and the functions behind static and
+    class methods and properties) by `code_fingerprint`, plain values by repr."""
+    parts = [cls.__qualname__, *[code_fingerprint(base, within) if base.__module__ == cls.__module__
+                                 else base.__qualname__ for base in cls.__bases__]]
+    for name, value in vars(cls).items():
+        if name in ("__dict__", "__weakref__", "__module__", "__qualname__"):
+            continue
+        inner = getattr(value, "__func__", None) or getattr(value, "fget", None) or getattr(value, "func", None)
+        function = inner if inner is not None else value
+        parts.append(f"{name}: {code_fingerprint(function, within) if callable(function) else _stable_repr(function)}")
+    return parts
+
+
+def _stable_repr(value) -> str:
+    """repr, or the type's name where repr holds a memory address (it would change the key on every run)."""
+    text = repr(value)
+    return type(value).__qualname__ if re.search(r" at 0x[0-9a-f]+", text) else text
 
 
 def trained_clip(name: str, build_model: Callable[[], Any], data_key: Any, train: Callable[[Any], dict], *,
