@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -80,7 +80,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import clipbook
-from clipbook import cache, metrics
+from clipbook import cache, metrics, parallel
 from clipbook.data import registry
 from clipbook.dense.benchmarks import load_segmentation
 from clipbook.determinism import SMALL_WORK_THREADS, deterministic_torch
@@ -180,7 +180,11 @@ def train_arm(arm: str, seed: int):
                         start={"scratch": "locked tiny CLIP", "init_seed": seed})
 
 
-runs = {(arm, seed): train_arm(arm, seed) for seed in seeds for arm in ARMS} if TRAIN_HERE else {}
+JOBS = [(arm, seed) for seed in seeds for arm in ARMS] if TRAIN_HERE else []
+# the runs are independent single-thread trainings: on a CPU they train side by side in forked processes, which
+# store each checkpoint (`trained_clip`'s cache); this process then reads them back
+parallel.map_jobs(lambda job: train_arm(*job) and None, JOBS, device=session.device)
+runs = {job: train_arm(*job) for job in JOBS}
 losses = pd.DataFrame([{"captions": arm, "seed": seed, "seen pairs": log["seen_pairs"],
                         "loss, first 10 steps": np.mean(log["loss"][:10]),
                         "loss, last 10 steps": np.mean(log["loss"][-10:])}
@@ -226,21 +230,25 @@ def linear_probe_segmentation(train_x, train_y, test_x, num_classes: int) -> tor
     """Train a 1x1-conv head on (N, C, h, w) features against (N, H, W) labels; predicted (N, H, W) test labels.
 
     Training compares the resized logits with every `PROBE["label_stride"]`-th label pixel (a 16x16 grid of the
-    64x64 maps); a 1x1 convolution and bilinear resizing are both linear and commute (the resize weights sum to
-    1, so the bias passes through), so the features are resized to that grid once and the head trains as a plain
-    linear layer on them. The test prediction is scored at full resolution."""
+    64x64 maps). A 1x1 convolution and bilinear resizing are both linear and commute (the resize weights sum to
+    1, so the bias passes through), so the head runs on the h x w feature positions and only its logits are
+    resized, to the grid alone: a fixed matrix, bilinear resizing applied to each position's indicator. The
+    test prediction is scored at full resolution."""
     mean, std = train_x.mean((0, 2, 3), keepdim=True), train_x.std((0, 2, 3), keepdim=True) + 1e-6
     size, stride = tuple(train_y.shape[-2:]), PROBE["label_stride"]
-    grid = (slice(None), slice(None), slice(stride // 2, None, stride), slice(stride // 2, None, stride))
-    x = F.interpolate((train_x - mean) / std, size=size, mode="bilinear", align_corners=False)[grid]
-    x = x.permute(0, 2, 3, 1).reshape(-1, train_x.shape[1])
-    target = train_y[grid[1:]].reshape(-1)
+    grid = slice(stride // 2, None, stride)
+    n, channels, h, w = train_x.shape
+    indicators = torch.eye(h * w).reshape(h * w, 1, h, w)
+    to_grid = F.interpolate(indicators, size=size, mode="bilinear", align_corners=False)[:, 0, grid, grid]
+    to_grid = to_grid.reshape(h * w, -1)  # (h*w positions, grid pixels)
+    x = ((train_x - mean) / std).permute(0, 2, 3, 1).reshape(n, h * w, channels)
+    target = train_y[:, grid, grid].reshape(n, -1)
     with deterministic_torch(SMALL_WORK_THREADS):
         torch.manual_seed(PROBE["seed"])
-        head = nn.Conv2d(train_x.shape[1], num_classes, 1)
+        head = nn.Conv2d(channels, num_classes, 1)
         optimizer = torch.optim.Adam(head.parameters(), lr=PROBE["lr"])
         for _ in range(PROBE["steps"]):
-            logits = F.linear(x, head.weight.flatten(1), head.bias)
+            logits = torch.einsum("npk,pg->nkg", F.linear(x, head.weight.flatten(1), head.bias), to_grid)
             loss = F.cross_entropy(logits, target, ignore_index=255)
             optimizer.zero_grad()
             loss.backward()
@@ -323,10 +331,15 @@ def evaluated_rows(model: LockedCLIP, method: str, seed) -> list[dict]:
 
 
 if TRAIN_HERE:
-    rows = evaluated_rows(LockedCLIP(seeds[0], TEXT_DIM), "untrained layer4 (init)", None)
-    for (arm, seed), (model, _) in runs.items():
-        rows += evaluated_rows(model, arm, seed)
-    rows = pd.DataFrame(rows)
+    for split in ("val", "test"):  # the frozen maps, made here once before the evaluations fork
+        segmentation_split(split)
+    for name in datasets:
+        classification_split(name, "train"), classification_split(name, "test")
+    encoders = [(LockedCLIP(seeds[0], TEXT_DIM), "untrained layer4 (init)", None)] + [
+        (model, arm, seed) for (arm, seed), (model, _) in runs.items()]
+    # each evaluation is single-thread small work: side by side in forked processes, in this order
+    rows = pd.DataFrame([row for rows_ in parallel.map_jobs(lambda job: evaluated_rows(*job), encoders,
+                                                            device=session.device) for row in rows_])
 else:
     rows = pd.DataFrame()
 summarise(rows[rows["metric"] != "chance"]).round(2) if len(rows) else rows
