@@ -220,3 +220,20 @@ def test_visible_devices_hide_gpus_from_cpu_jobs_and_keep_the_ones_slurm_granted
     with pytest.raises(RuntimeError, match="asked for 1 GPU"):
         slurm.visible_devices(1, {})
     assert JobResources().gpus == 0
+
+
+@pytest.mark.parametrize("scontrol_state, expected", [("REQUEUED", "queued"), ("PENDING", "queued"),
+                                                      ("RUNNING", "running"), ("COMPLETED", None),
+                                                      ("in an unknown state", None)])
+def test_a_job_out_of_squeue_with_a_record_is_in_flight_while_scontrol_says_it_comes_back(
+        tmp_path, monkeypatch, scontrol_state, expected):
+    # a preempted job drops out of squeue for a moment while Slurm requeues it, after its first attempt wrote a
+    # record: only scontrol tells that from a finished job (no cluster needed: squeue and scontrol are stood in for)
+    job = {"id": "41", "log": "slurm/41.out", "submitted_at": time.time() - 60}
+    (tmp_path / "reports/offline/slurm").mkdir(parents=True)
+    (tmp_path / "reports/offline/slurm/jobs.json").write_text(json.dumps({"slow": job}))
+    (tmp_path / "reports/offline/records").mkdir(parents=True)
+    (tmp_path / "reports/offline/records/slow.json").write_text(json.dumps({"status": "failed", "job": {"id": "41"}}))
+    monkeypatch.setattr(slurm, "queue_states", lambda: {})
+    monkeypatch.setattr(slurm, "final_state", lambda job_id: {"state": scontrol_state, "reason": "", "runtime_s": 0.0})
+    assert slurm.jobs_in_flight(tmp_path, "offline").get("slow", {}).get("state") == expected

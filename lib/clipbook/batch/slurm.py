@@ -307,6 +307,10 @@ def jobs_in_flight(root: Path, profile: str) -> dict[str, dict]:
             found[slug] = {**job, "state": _status_of(queue[job["id"]])}
         elif not _recorded_since(records_dir / f"{slug}.json", job):
             found[slug] = {**job, "state": "lost" if queue is not None else "unknown (squeue does not answer)"}
+        elif queue is not None and (state := final_state(job["id"])["state"]) in QUEUED_STATES | RUNNING_STATES:
+            # out of squeue for a moment while Slurm requeues it (a preemption), with its first attempt's record
+            # written: scontrol still knows it is coming back
+            found[slug] = {**job, "state": _status_of(state)}
     return found
 
 
