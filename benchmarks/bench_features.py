@@ -91,11 +91,14 @@ def bench_batch(papers: str | None = None) -> dict:
     env = {**os.environ}
     timings = {}
     with tempfile.TemporaryDirectory() as features_only:
-        checkpoints = Path(env.get("CLIPBOOK_CACHE", Path.home() / ".cache" / "clipbook")) / "checkpoints"
-        kept = Path(features_only) / "checkpoints"
-        kept.mkdir()
-        for pretrained in checkpoints.glob("clipbook-tiny-*.pt"):  # the library's pretraining (README's first use)
-            os.symlink(pretrained, kept / pretrained.name)
+        cache_root = Path(env.get("CLIPBOOK_CACHE", Path.home() / ".cache" / "clipbook"))
+        # the library's pretraining (README's first use): the tiny CLIP, SSL ViT and supervised classifier, and the
+        # tiny LM, which keeps its checkpoints in a folder of its own
+        for folder, pattern in (("checkpoints", "clipbook-tiny-*.pt"), ("tiny-lm", "*.pt")):
+            kept = Path(features_only) / folder
+            kept.mkdir()
+            for pretrained in (cache_root / folder).glob(pattern):
+                os.symlink(pretrained, kept / pretrained.name)
         env["CLIPBOOK_CACHE"] = features_only
         command = [sys.executable, "-m", "invoke", "batch", "--force"] + (["--papers", papers] if papers else [])
         for label in ("cold", "warm"):
