@@ -165,6 +165,10 @@ if TRAIN_HERE:
     SPLIT_ID = toy_splits.fingerprint(PRETRAIN["split"])
     POOL_MAPS = frozen_maps(lambda idx: world.render_batch([POOL_SCENES[i] for i in idx], world.IMAGE_SIZE)[0],
                             pool_size, {"split": SPLIT_ID, "first": pool_size})
+    # every caption through the frozen LM once, here, in one call (`FrozenText` keeps each text's features): the LM
+    # pads a batch to its longest text, so a caption's last bits depend on the texts it was encoded with; this way
+    # every run reads the same features, whichever process trains it and in whatever order
+    TEXT([caption for arm in ARMS for caption in CAPTIONS[arm]])
     TEXT_DIM = TEXT(CAPTIONS[ARMS[0]][:1]).shape[1]
 
 
@@ -172,7 +176,8 @@ def train_arm(arm: str, seed: int):
     recipe = {"steps": steps, "batch_size": batch_size, "lr": learning_rate, "warmup_steps": max(1, steps // 10),
               "seed": seed}
     data = {"split": SPLIT_ID, "pool": pool_size, "captions": captions_key(CAPTIONS[arm]),
-            "image": "tiny-rn stem..layer3 frozen at init seed 0", "text": f"tiny LM {LM_KEY} frozen"}
+            "image": "tiny-rn stem..layer3 frozen at init seed 0", "text": f"tiny LM {LM_KEY} frozen",
+            "text features": "every caption encoded in one call before training"}
     return trained_clip("quality-captions", lambda: LockedCLIP(seed, TEXT_DIM), data,
                         lambda model: train_clip(model, POOL_MAPS, CAPTIONS[arm], TEXT, recipe,
                                                  desc=f"{arm}, seed {seed}"),
@@ -222,7 +227,8 @@ def segmentation_split(split: str):
 
 
 def dense_features(model: LockedCLIP, maps: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
+    # one thread wherever it runs (a forked evaluation is capped at one): the same floats in every process
+    with torch.no_grad(), deterministic_torch(SMALL_WORK_THREADS):
         return model.layer4(maps)
 
 
@@ -289,16 +295,23 @@ def classification_split(name: str, split: str):
     return data, maps
 
 
+def class_prompts(name: str) -> list[list[str]]:
+    """Each class's prompts: the dataset's templates filled with its name."""
+    test, _ = classification_split(name, "test")
+    return [[template.format(c) for template in test.templates] for c in test.classnames]
+
+
 def classification_rows(model: LockedCLIP, method: str, seed) -> list[dict]:
     from sklearn.linear_model import LogisticRegression
 
     base = {"model": MODEL_LABEL, "method": method, "seed": seed}
     out = []
-    with torch.no_grad():
+    # one thread wherever it runs (a forked evaluation is capped at one): the same floats in every process
+    with torch.no_grad(), deterministic_torch(SMALL_WORK_THREADS):
         for name in datasets:
             test, test_maps = classification_split(name, "test")
             train, train_maps = classification_split(name, "train")
-            prompts = [[template.format(c) for template in test.templates] for c in test.classnames]
+            prompts = class_prompts(name)
             weights = torch.stack([F.normalize(F.normalize(model.encode_text(TEXT(p)), dim=-1).mean(0), dim=0)
                                    for p in prompts])
             test_x = F.normalize(model.encode_image(test_maps), dim=-1)
@@ -323,7 +336,8 @@ def evaluated_rows(model: LockedCLIP, method: str, seed) -> list[dict]:
     """Dense and classification rows of one encoder, cached by its weights and the evaluation's settings."""
     spec = {"weights": weights_key(model), "method": method, "seed": seed, "segmentation": segmentation,
             "resolution": probe_resolution, "probe": PROBE, "datasets": datasets, "lm": LM_KEY,
-            "code": [code_fingerprint(f) for f in (linear_probe_segmentation, dense_rows, classification_rows)]}
+            "code": [code_fingerprint(f) for f in (linear_probe_segmentation, dense_features, dense_rows, class_prompts,
+                                                   classification_rows)]}
     return cache.cached("quality-captions-eval", spec,
                         lambda: dense_rows(model, method, seed)[0] + (classification_rows(model, method, seed)
                                                                       if method in ARMS else []),
@@ -335,6 +349,8 @@ if TRAIN_HERE:
         segmentation_split(split)
     for name in datasets:
         classification_split(name, "train"), classification_split(name, "test")
+    # the class prompts through the frozen LM once, in one call, for the reason given where the captions are
+    TEXT([prompt for name in datasets for prompts in class_prompts(name) for prompt in prompts])
     encoders = [(LockedCLIP(seeds[0], TEXT_DIM), "untrained layer4 (init)", None)] + [
         (model, arm, seed) for (arm, seed), (model, _) in runs.items()]
     # each evaluation is single-thread small work: side by side in forked processes, in this order
