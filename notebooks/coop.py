@@ -88,6 +88,7 @@ SPEC = declare(
 )
 
 # %%
+import itertools
 import math
 from pathlib import Path
 
@@ -415,14 +416,11 @@ def train_all(model_tasks: list[ClassificationTask]) -> dict:
     # warm run only reads them; the rehearsal always trains (its models are random draws: nothing to reuse)
     trained = train() if rehearsing() else cache.cached("coop-contexts", training_spec(model_tasks), train)
     learners = {}
-    for k in shots:
-        for context in contexts:
-            for task in model_tasks:
-                for seed in seeds:
-                    learner = new_learner(task, seed, context)
-                    with torch.no_grad():
-                        learner.ctx.copy_(trained[run_name(k, context, task, seed)])
-                    learners[(k, context, task.dataset_name, seed)] = learner
+    for k, context, task, seed in itertools.product(shots, contexts, model_tasks, seeds):
+        learner = new_learner(task, seed, context)
+        with torch.no_grad():
+            learner.ctx.copy_(trained[run_name(k, context, task, seed)])
+        learners[(k, context, task.dataset_name, seed)] = learner
     return learners
 
 

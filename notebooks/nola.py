@@ -669,7 +669,7 @@ def cached_runs(runs: list, run) -> list:
     rehearsal always trains (its models are random draws: nothing to reuse)."""
     specs = [run_spec(task, seed, "runs") for task, seed in runs]
     missing = [i for i, spec in enumerate(specs)
-               if rehearsing() or not (cache.cache_dir("nola-runs") / f"{cache.content_key(spec)}.pt").exists()]
+               if rehearsing() or not cache.entry_path("nola-runs", spec).exists()]
     for task in dict.fromkeys(runs[i][0] for i in missing):  # drawn here, before the forks, so each is drawn once
         task.train_images, task.test_batches, task.val_batches
     computed = dict(zip(missing, parallel.map_jobs(run, [runs[i] for i in missing], device=session.device)))

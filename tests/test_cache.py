@@ -25,6 +25,13 @@ def test_cached_computes_once_then_loads(cache_root):
     assert len(list((cache_root / "features").glob("*.pt"))) == 1
 
 
+def test_entry_path_is_where_cached_writes_its_result(cache_root):
+    path = cache.entry_path("features", {"x": 2}, name="probe")
+    assert not path.exists()
+    cache.cached("features", {"x": 2}, lambda: torch.ones(1), name="probe")
+    assert path.exists() and list((cache_root / "features").glob("*.pt")) == [path]
+
+
 def test_atomic_write_leaves_no_partial_file_on_failure(tmp_path):
     class Unpicklable:
         def __reduce__(self):

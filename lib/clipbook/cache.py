@@ -90,14 +90,19 @@ def quarantine(path: Path | str) -> Path:
     return target
 
 
+def entry_path(kind: str, spec: dict, *, name: str = "") -> Path:
+    """Where `cached` keeps the result for `spec` (whether or not it is there yet): a caller that fans the missing
+    entries out to other processes asks which ones exist first."""
+    return cache_dir(kind) / f"{name + '-' if name else ''}{content_key(spec)}.pt"
+
+
 def cached(kind: str, spec: dict, compute: Callable[[], Any], *, name: str = "") -> Any:
     """Return the cached result for `spec`, computing and storing it on a miss.
 
     A corrupt entry is moved aside with a warning naming it, then recomputed: cached results are
     always derivable, so nothing is lost and the run goes on.
     """
-    key = content_key(spec)
-    path = cache_dir(kind) / f"{name + '-' if name else ''}{key}.pt"
+    path = entry_path(kind, spec, name=name)
     if path.exists():  # fast path without the lock
         try:
             return load_torch(path)
