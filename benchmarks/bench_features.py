@@ -72,12 +72,15 @@ def bench_pretraining() -> dict:
         for label, module, build in (("tiny_clip", "clipbook.models.tiny_clip", "tiny_clip_checkpoint"),
                                      ("tiny_ssl", "clipbook.models.tiny_ssl", "tiny_ssl_checkpoint"),
                                      ("tiny_supervised", "clipbook.models.tiny_supervised",
-                                      "tiny_supervised_checkpoint")):
+                                      "tiny_supervised_checkpoint"),
+                                     ("tiny_clip_vit", "clipbook.models.tiny_clip", "tiny_clip_vit_checkpoint")):
             start = time.perf_counter()
             subprocess.run([sys.executable, "-c", f"import {module} as m; m.{build}(show_progress=False)"],
                            cwd=ROOT, env=env, check=True)
             timings[f"pretrain_{label}_s"] = time.perf_counter() - start
-    timings["cold_start_s"] = sum(timings.values())
+    # the issue-10 cold start is the tiny CLIP and SSL ViT; the supervised and ViT CLIPs serve some notebooks only
+    timings["cold_start_s"] = timings["pretrain_tiny_clip_s"] + timings["pretrain_tiny_ssl_s"]
+    timings["cold_start_all_s"] = sum(value for name, value in timings.items() if name.startswith("pretrain_"))
     return timings
 
 

@@ -57,3 +57,77 @@ def test_dense_logits_are_cosines_and_resize_to_the_image():
 def test_a_tower_without_an_attention_pool_is_refused():
     with pytest.raises(TypeError, match="ModifiedResNet"):
         maskclip_features(torch.nn.Linear(2, 2), torch.zeros(1, 3, 64, 64))
+
+
+@pytest.fixture(scope="module")
+def vit():
+    import open_clip
+
+    from clipbook.models.tiny_clip import TINY_CLIP_VIT_NAME
+
+    register_tiny_configs()
+    torch.manual_seed(0)
+    with quiet_open_clip():
+        return open_clip.create_model(TINY_CLIP_VIT_NAME, pretrained=None).visual.eval()
+
+
+def test_vanilla_surgery_is_the_towers_own_forward(vit):
+    from clipbook.dense.features import vit_dense_features
+
+    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        dense = vit_dense_features(vit, images, "vanilla")
+        vit.output_tokens = True
+        try:
+            _, tokens = vit(images)
+        finally:
+            vit.output_tokens = False
+    torch.testing.assert_close(dense.flatten(2).transpose(1, 2), tokens @ vit.proj, rtol=1e-4, atol=1e-5)
+
+
+def test_maskclip_token_depends_only_on_its_own_input_token(vit):
+    """Identity attention: changing one token entering the last block changes that token's output alone."""
+    from clipbook.dense.features import last_block_attention
+
+    block = vit.transformer.resblocks[-1]
+    tokens = torch.randn(1, 65, vit.transformer.width, generator=torch.Generator().manual_seed(3))
+    changed = tokens.clone()
+    changed[0, 7] += torch.randn(vit.transformer.width, generator=torch.Generator().manual_seed(5))  # not a constant: ln_1 removes those
+    with torch.no_grad():
+        a, b = last_block_attention(block, tokens, "maskclip"), last_block_attention(block, changed, "maskclip")
+        c, d = last_block_attention(block, tokens, "clearclip"), last_block_attention(block, changed, "clearclip")
+    moved = (a - b).abs().amax(-1)[0]
+    assert moved[7] > 1e-3 and torch.all(moved[torch.arange(65) != 7] == 0)
+    assert ((c - d).abs().amax(-1)[0][torch.arange(65) != 7] > 0).any()  # q-q attention mixes tokens
+
+
+def test_clearclip_and_sclip_weights_against_a_per_head_loop(vit):
+    """The batched per-head attention equals a loop over heads written from the equations."""
+    from clipbook.dense.features import last_block_attention
+
+    block = vit.transformer.resblocks[-1]
+    tokens = torch.randn(2, 10, vit.transformer.width, generator=torch.Generator().manual_seed(4))
+    attn = block.attn
+    with torch.no_grad():
+        q, k, v = F.linear(block.ln_1(tokens), attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+        d = q.shape[-1] // attn.num_heads
+        for name, weights_of in {"clearclip": lambda qh, kh: (qh @ qh.T / d ** 0.5).softmax(-1),
+                                 "sclip": lambda qh, kh: (qh @ qh.T / d ** 0.5).softmax(-1) + (kh @ kh.T / d ** 0.5).softmax(-1),
+                                 "vanilla": lambda qh, kh: (qh @ kh.T / d ** 0.5).softmax(-1)}.items():
+            outs = []
+            for n in range(2):
+                per_head = [weights_of(q[n, :, h * d:(h + 1) * d], k[n, :, h * d:(h + 1) * d]) @ v[n, :, h * d:(h + 1) * d]
+                            for h in range(attn.num_heads)]
+                outs.append(attn.out_proj(torch.cat(per_head, -1)))
+            torch.testing.assert_close(last_block_attention(block, tokens, name), torch.stack(outs), rtol=1e-4, atol=1e-5)
+
+
+def test_larger_inputs_get_a_resized_positional_embedding_and_bad_names_fail(vit):
+    from clipbook.dense.features import positional_embedding_for, vit_dense_features
+
+    assert positional_embedding_for(vit, (8, 8)) is vit.positional_embedding
+    assert positional_embedding_for(vit, (16, 12)).shape == (1 + 16 * 12, vit.transformer.width)
+    with torch.no_grad():
+        assert vit_dense_features(vit, torch.zeros(1, 3, 128, 96), "sclip").shape[-2:] == (16, 12)
+    with pytest.raises(ValueError, match="unknown ViT surgery"):
+        vit_dense_features(vit, torch.zeros(1, 3, 64, 64), "gem")

@@ -36,3 +36,14 @@ def test_checkpoint_holds_this_modules_pretraining_under_its_key(cache_root):
     stored = torch.load(path, weights_only=True)
     assert stored["key"] == tiny_clip.checkpoint_key(QUICK) and tiny_clip.TINY_CLIP_NAME in path
     assert stored["recipe"] == {**tiny_clip.PRETRAIN, **QUICK} and len(stored["loss"]) > 0
+
+
+def test_the_vit_tower_trains_by_the_same_recipe_under_its_own_key(cache_root, state_digest):
+    path = tiny_clip.tiny_clip_vit_checkpoint(QUICK, show_progress=False)
+    stored = torch.load(path, weights_only=True)
+    assert tiny_clip.TINY_CLIP_VIT_NAME in path and stored["key"] == tiny_clip.checkpoint_key(QUICK, tiny_clip.TINY_CLIP_VIT_NAME)
+    assert stored["key"] != tiny_clip.checkpoint_key(QUICK)
+    assert "visual.transformer.resblocks.0.attn.in_proj_weight" in stored["state_dict"]
+    assert sum(stored["loss"][-3:]) < sum(stored["loss"][:3])
+    with pytest.raises(KeyError, match="unknown tiny CLIP"):
+        tiny_clip.checkpoint_key(QUICK, "clipbook-tiny-vit-h")

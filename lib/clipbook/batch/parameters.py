@@ -21,7 +21,7 @@ from typing import Any, Callable
 PROFILES = ("offline", "paper", "rehearsal")
 # A profile built on another: its overrides are the base profile's YAML, then its own YAML on top (caps).
 PROFILE_BASES = {"rehearsal": "paper"}
-ARTIFACTS = ("tiny-clip", "tiny-ssl", "tiny-supervised")  # batch.runner.SHARED_ARTIFACTS builds them
+ARTIFACTS = ("tiny-clip", "tiny-clip-vit", "tiny-ssl", "tiny-supervised")  # batch.runner.SHARED_ARTIFACTS builds them
 
 
 class ParameterError(ValueError):

@@ -278,6 +278,8 @@ def run_batch(root: Path, *, profile: str = "offline", papers: list[str] | None 
 # SPEC (`declare(..., needs=("tiny-clip", "tiny-ssl"))`).
 SHARED_ARTIFACTS: dict[str, dict] = {
     "tiny-clip": {"module": "clipbook.models.tiny_clip", "build": "tiny_clip_checkpoint", "title": "tiny CLIP"},
+    "tiny-clip-vit": {"module": "clipbook.models.tiny_clip", "build": "tiny_clip_vit_checkpoint",
+                      "title": "tiny CLIP with a ViT tower"},
     "tiny-ssl": {"module": "clipbook.models.tiny_ssl", "build": "tiny_ssl_checkpoint",
                  "title": "tiny self-supervised encoder"},
     "tiny-supervised": {"module": "clipbook.models.tiny_supervised", "build": "tiny_supervised_checkpoint",

@@ -3,4 +3,5 @@
 Importing this package imports every kind, so `registry.DATASETS` is complete after `import clipbook.data`.
 """
 from clipbook.data import (  # noqa: F401  (each registers its kind and datasets)
-    captions, chest_xray, cue_conflict, fas, feature_arrays, groups, mmvp, packaged, prompt_images, real, toy)
+    captions, chest_xray, cue_conflict, fas, feature_arrays, groups, mmvp, packaged, prompt_images, real, segmentation,
+    toy)

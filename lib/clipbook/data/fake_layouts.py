@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from clipbook.data import captions, cue_conflict, feature_arrays, mmvp, real, registry
+from clipbook.data import captions, cue_conflict, feature_arrays, mmvp, real, registry, segmentation
 
 LAYOUT_VERSION = 3  # bump when a writer changes, so cached layouts are rewritten
 MARKER_FILE = ".clipbook-fake-layout.json"  # one per dataset folder: the version and size it was written with
@@ -338,6 +338,7 @@ WRITERS = {
     "captions": captions.write_fake_layout,
     "feature-arrays": feature_arrays.write_fake_layout,
     "fas": _write_fas,
+    "mmseg": segmentation.write_fake_layout,
 }
 
 

@@ -1,4 +1,5 @@
-"""Dense (per-location) CLIP features.
+"""Dense (per-location) CLIP features, for a ResNet tower (MaskCLIP's value path) and a ViT tower (the last-block
+surgeries of MaskCLIP, SCLIP and ClearCLIP).
 
 MaskCLIP (Zhou et al., ECCV 2022) reads a ResNet CLIP densely by skipping the attention pool's query–key
 attention: each location of the trunk's feature map goes through the pool's value and output projections alone,
@@ -8,8 +9,26 @@ Classification is then the cosine of each location with the class text embedding
 
 The trunk is fully convolutional, so a larger input gives a finer map (MaskCLIP runs RN50, trained at 224 px, at
 512 px). The tiny CLIP sees 64 px images as a 2×2 map; upsampled to 256 px it gives 8×8.
+
+A ViT's patch tokens after the last block carry little location-specific information: its query–key attention mixes
+every token toward a few global ones. The training-free OVSS papers change only the last block, and ClearCLIP's code
+states them in one framework (mc-lan/ClearCLIP `open_clip/transformer.py`, `VisionTransformer.forward` and
+`custom_attn`): the last block's attention weights are
+
+    vanilla   softmax(q kᵀ / √d)                         (CLIP itself)
+    maskclip  I (each token attends only to itself: the value path)
+    sclip     softmax(q qᵀ / √d) + softmax(k kᵀ / √d)    (SCLIP's correlative self-attention)
+    clearclip softmax(q qᵀ / √d)
+
+then the out-projection; the block's residual and FFN are kept (MaskCLIP: chongzhou96/MaskCLIP
+`mmseg/models/backbones/vit.py`, `TransformerEncoderLayer.forward`, `v += x; v = ffn(norm2(v), identity=v)`; SCLIP:
+wangf3014/SCLIP `clip/model.py`, `VisionTransformer.forward`) or dropped (ClearCLIP, `ignore_residual=True`), and
+the tokens go through `ln_post` and the projection into the joint space. A larger input than the model's size gets
+its positional embedding resized bicubically, as those codes' `interpolate_pos_encoding`.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -36,3 +55,94 @@ def dense_logits(features: torch.Tensor, text_embeddings: torch.Tensor, size: tu
     if size is not None and tuple(logits.shape[-2:]) != tuple(size):
         logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
     return logits
+
+
+# per method: (attention, residual and FFN kept) as its official code runs the last block (module docstring)
+VIT_SURGERIES: dict[str, dict] = {
+    "vanilla": {"attention": "vanilla", "residual": True},
+    "maskclip": {"attention": "maskclip", "residual": True},
+    "sclip": {"attention": "sclip", "residual": True},
+    "clearclip": {"attention": "clearclip", "residual": False},
+}
+
+
+def _check_vit(visual: torch.nn.Module) -> None:
+    if not hasattr(visual, "transformer") or not hasattr(visual, "conv1") or getattr(visual, "attn_pool", None) is not None:
+        raise TypeError(f"ViT dense features need an open_clip VisionTransformer with token pooling; got "
+                        f"{type(visual).__name__}")
+
+
+def positional_embedding_for(visual: torch.nn.Module, grid: tuple[int, int]) -> torch.Tensor:
+    """The tower's positional embedding (1 + h·w, width) for a grid of h×w patches, the patch part resized
+    bicubically when the grid differs from the one it was trained at (ClearCLIP/SCLIP `interpolate_pos_encoding`)."""
+    embedding = visual.positional_embedding
+    trained = int(math.isqrt(embedding.shape[0] - 1))
+    if tuple(grid) == (trained, trained):
+        return embedding
+    patches = embedding[1:].reshape(1, trained, trained, -1).permute(0, 3, 1, 2)
+    patches = F.interpolate(patches, size=tuple(grid), mode="bicubic", align_corners=False)
+    return torch.cat([embedding[:1], patches.permute(0, 2, 3, 1).flatten(1, 2)[0]])
+
+
+def vit_tokens_before_last_block(visual: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) normalised images → (N, 1 + h·w, width) tokens entering the last transformer block (CLS first),
+    as open_clip `VisionTransformer._embeds` and the blocks before the last one compute them."""
+    _check_vit(visual)
+    x = visual.conv1(images)
+    grid = tuple(x.shape[-2:])
+    x = x.flatten(2).transpose(1, 2)
+    x = torch.cat([visual.class_embedding.to(x.dtype).expand(len(x), 1, -1), x], dim=1)
+    x = visual.ln_pre(x + positional_embedding_for(visual, grid).to(x.dtype))
+    blocks = visual.transformer.resblocks
+    if not getattr(visual.transformer, "batch_first", True):
+        x = x.transpose(0, 1)
+    for block in blocks[:-1]:
+        x = block(x)
+    return x if getattr(visual.transformer, "batch_first", True) else x.transpose(0, 1)
+
+
+def last_block_attention(block: torch.nn.Module, tokens: torch.Tensor, attention: str) -> torch.Tensor:
+    """The last block's attention output (after out_proj) on (N, L, width) tokens, with the given attention weights
+    (ClearCLIP `custom_attn`: q, k, v from the block's in-projection of `ln_1(tokens)`, per head)."""
+    if attention not in ("vanilla", "maskclip", "sclip", "clearclip"):
+        raise ValueError(f"unknown attention {attention!r}; known: vanilla, maskclip, sclip, clearclip")
+    attn = block.attn
+    q, k, v = F.linear(block.ln_1(tokens), attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+
+    def heads(t: torch.Tensor) -> torch.Tensor:  # (N, L, C) -> (N, H, L, C / H)
+        return t.unflatten(-1, (attn.num_heads, -1)).transpose(1, 2)
+
+    q, k, v = heads(q), heads(k), heads(v)
+    scale = q.shape[-1] ** -0.5
+    if attention == "maskclip":
+        out = v
+    else:
+        if attention == "vanilla":
+            weights = (q @ k.transpose(-2, -1) * scale).softmax(-1)
+        elif attention == "clearclip":
+            weights = (q @ q.transpose(-2, -1) * scale).softmax(-1)
+        else:
+            weights = (q @ q.transpose(-2, -1) * scale).softmax(-1) + (k @ k.transpose(-2, -1) * scale).softmax(-1)
+        out = weights @ v
+    return attn.out_proj(out.transpose(1, 2).flatten(2))
+
+
+def vit_dense_features(visual: torch.nn.Module, images: torch.Tensor, attention: str = "clearclip",
+                       residual: bool | None = None) -> torch.Tensor:
+    """(N, 3, H, W) normalised images → (N, D, H/p, W/p) patch features in the joint space, the last block run as
+    the method `attention` names runs it (VIT_SURGERIES; `residual` overrides whether its residual and FFN are kept)."""
+    if attention not in VIT_SURGERIES:
+        raise ValueError(f"unknown ViT surgery {attention!r}; known: {', '.join(VIT_SURGERIES)}")
+    surgery = VIT_SURGERIES[attention]
+    keep_residual = surgery["residual"] if residual is None else residual
+    x = vit_tokens_before_last_block(visual, images)
+    block = visual.transformer.resblocks[-1]
+    out = last_block_attention(block, x, surgery["attention"])
+    if keep_residual:
+        out = x + block.ls_1(out)
+        out = out + block.ls_2(block.mlp(block.ln_2(out)))
+    tokens = visual.ln_post(out[:, 1:])
+    if visual.proj is not None:
+        tokens = tokens @ visual.proj
+    h, w = images.shape[-2] // visual.patch_size[0], images.shape[-1] // visual.patch_size[1]
+    return tokens.transpose(1, 2).unflatten(2, (h, w))

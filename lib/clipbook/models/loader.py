@@ -280,7 +280,7 @@ def load_model(name: str, pretrained: str | None = None, *, device: str = "cpu",
                            "or run the paper profile on a GPU machine")
     tiny_clip.register_tiny_configs()
     check_available(name, pretrained, cache_dir=cache_dir)  # fails before anything is built
-    is_tiny = name == tiny_clip.TINY_CLIP_NAME and pretrained in (None, TINY_TAG)
+    is_tiny = name in tiny_clip.TINY_CLIP_CONFIGS and pretrained in (None, TINY_TAG)
     if rehearsing() and not is_tiny:
         model, preprocess, identity, tokenizer = _load_random_init(name, pretrained, device=device,
                                                                    preprocess_from=preprocess_from)
@@ -290,7 +290,7 @@ def load_model(name: str, pretrained: str | None = None, *, device: str = "cpu",
     download_from: _WeightsSource | None = None  # set for the sources open_clip downloads
 
     if is_tiny:
-        checkpoint = tiny_clip.tiny_clip_checkpoint()
+        checkpoint = tiny_clip.tiny_clip_checkpoint(name=name)
         identity["weights"] = f"{TINY_TAG}:{Path(checkpoint).stem}"
         pretrained_arg: str | None = checkpoint
         pretrained = TINY_TAG
@@ -357,7 +357,7 @@ def check_available(name: str, pretrained: str | None = None, *, cache_dir: str 
     that are not on disk. Builds nothing; the tiny CLIP counts as available (it is built on use)."""
     from clipbook.models import tiny_clip
 
-    if name == tiny_clip.TINY_CLIP_NAME and pretrained in (None, TINY_TAG):
+    if name in tiny_clip.TINY_CLIP_CONFIGS and pretrained in (None, TINY_TAG):
         return
     if name.startswith("hf-hub:"):
         repo_id = name[len("hf-hub:"):]

@@ -8,9 +8,15 @@ all detail levels.
 Tower choice (measured on this 2-core machine, batch 256, one AdamW step on 64x64 images):
 ModifiedResNet layers=[1,1,1,1] width 16 took 1.36 s/step, a ViT (patch 8, width 128, 4 layers)
 1.81 s/step with a worse early loss, so the vision tower is the small ResNet.
+
+The dense papers (issue 13: ClearCLIP/SCLIP-style last-block surgery in Trident, DeCLIP, CLIP-DINOiser) are
+defined on ViT patch tokens, so a second tiny CLIP with a ViT tower (patch 8 on 64 px: an 8×8 token grid, the same
+shape as the tiny self-supervised ViT's) is pretrained with the same recipe on the same captions, on first use only
+by the notebooks that declare it (`needs=("tiny-clip-vit",)`).
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from contextlib import contextmanager
@@ -32,6 +38,14 @@ TINY_CLIP_CONFIG = {
     "vision_cfg": {"image_size": world.IMAGE_SIZE, "layers": [1, 1, 1, 1], "width": 16, "head_width": 32},
     "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 128, "heads": 4, "layers": 2},
 }
+TINY_CLIP_VIT_NAME = "clipbook-tiny-vit"
+TINY_CLIP_VIT_CONFIG = {
+    "embed_dim": 128,
+    "vision_cfg": {"image_size": world.IMAGE_SIZE, "patch_size": 8, "width": 128, "layers": 4, "head_width": 32,
+                   "mlp_ratio": 4.0},
+    "text_cfg": TINY_CLIP_CONFIG["text_cfg"],
+}
+TINY_CLIP_CONFIGS = {TINY_CLIP_NAME: TINY_CLIP_CONFIG, TINY_CLIP_VIT_NAME: TINY_CLIP_VIT_CONFIG}
 # Toy images are rendered at the model's input size and normalised with CLIP's statistics, so the
 # standard open_clip eval transform (resize + centre crop + normalise) is an identity crop.
 PRETRAIN = {
@@ -55,7 +69,8 @@ def register_tiny_configs() -> None:
     """Make the tiny architecture known to open_clip (idempotent)."""
     from open_clip import factory
 
-    factory._MODEL_CONFIGS.setdefault(TINY_CLIP_NAME, TINY_CLIP_CONFIG)
+    for name, config in TINY_CLIP_CONFIGS.items():
+        factory._MODEL_CONFIGS.setdefault(name, config)
 
 
 def pretrain_captions(recipe: dict) -> list[str]:
@@ -78,8 +93,8 @@ def images_to_tensor(images: np.ndarray) -> torch.Tensor:
     return (x - mean) / std
 
 
-def pretrain(recipe: dict | None = None, *, show_progress: bool = True) -> dict:
-    """Train the tiny CLIP from scratch; returns its state dict and a training log."""
+def pretrain(recipe: dict | None = None, *, show_progress: bool = True, name: str = TINY_CLIP_NAME) -> dict:
+    """Train a tiny CLIP (`name`: one of TINY_CLIP_CONFIGS) from scratch; returns its state dict and a training log."""
     import open_clip
 
     recipe = {**PRETRAIN, **(recipe or {})}
@@ -87,8 +102,8 @@ def pretrain(recipe: dict | None = None, *, show_progress: bool = True) -> dict:
     with deterministic_torch():
         seed_everything(recipe["seed"])
         with quiet_open_clip():  # it warns that a fresh model has no pretrained weights: that is the point
-            model = open_clip.create_model(TINY_CLIP_NAME, pretrained=None)
-        tokenizer = open_clip.get_tokenizer(TINY_CLIP_NAME)
+            model = open_clip.create_model(_known(name), pretrained=None)
+        tokenizer = open_clip.get_tokenizer(name)
         images, _ = toy_splits.render_split(recipe["split"])
         pixels = images_to_tensor(images)
         tokens = tokenizer(pretrain_captions(recipe))
@@ -107,7 +122,7 @@ def pretrain(recipe: dict | None = None, *, show_progress: bool = True) -> dict:
         model = model.to(memory_format=torch.channels_last)
         pixels = pixels.contiguous(memory_format=torch.channels_last)
         model.train()
-        bar = progress(total=total, desc="pretraining tiny CLIP", disable=not show_progress)
+        bar = progress(total=total, desc=f"pretraining {name}", disable=not show_progress)
         for step in range(total):
             if step % steps_per_epoch == 0:  # a fresh shuffle every epoch
                 order = torch.randperm(n, generator=generator)
@@ -143,15 +158,27 @@ def quiet_open_clip():
         logger.setLevel(level)
 
 
-def checkpoint_key(recipe: dict | None = None) -> str:
-    return pretraining.checkpoint_key(TINY_CLIP_NAME, TINY_CLIP_CONFIG, {**PRETRAIN, **(recipe or {})})
+def _known(name: str) -> str:
+    if name not in TINY_CLIP_CONFIGS:
+        raise KeyError(f"unknown tiny CLIP {name!r}; known: {', '.join(TINY_CLIP_CONFIGS)}")
+    return name
 
 
-def tiny_clip_checkpoint(recipe: dict | None = None, *, show_progress: bool = True) -> str:
+def checkpoint_key(recipe: dict | None = None, name: str = TINY_CLIP_NAME) -> str:
+    return pretraining.checkpoint_key(name, TINY_CLIP_CONFIGS[_known(name)], {**PRETRAIN, **(recipe or {})})
+
+
+def tiny_clip_checkpoint(recipe: dict | None = None, *, show_progress: bool = True, name: str = TINY_CLIP_NAME) -> str:
     """Path of the pretrained tiny CLIP checkpoint, building it on first use.
 
     Content-addressed by (config, world version, recipe with seed); built under a file lock so
     concurrent first uses (parallel notebooks) train it once, and written atomically.
     """
-    return pretraining.toyworld_checkpoint(TINY_CLIP_NAME, TINY_CLIP_CONFIG, {**PRETRAIN, **(recipe or {})}, pretrain,
-                                          what="tiny CLIP", show_progress=show_progress)
+    return pretraining.toyworld_checkpoint(name, TINY_CLIP_CONFIGS[_known(name)], {**PRETRAIN, **(recipe or {})},
+                                          functools.partial(pretrain, name=name), what=f"tiny CLIP ({name})",
+                                          show_progress=show_progress)
+
+
+def tiny_clip_vit_checkpoint(recipe: dict | None = None, *, show_progress: bool = True) -> str:
+    """The ViT-tower tiny CLIP's checkpoint (see the module docstring), built on first use."""
+    return tiny_clip_checkpoint(recipe, show_progress=show_progress, name=TINY_CLIP_VIT_NAME)
