@@ -1,6 +1,11 @@
 """Region features from a dense feature map: box pooling with torchvision's `roi_align` (as region-level CLIPs
-such as CLOC and DeCLIP's region evaluation pool boxes) and mask pooling (the mean feature under a binary mask,
-as OVSeg / MAFT+ / COMM pool proposals)."""
+such as CLOC and DeCLIP's region evaluation pool boxes) and mask pooling (a soft-weighted mean feature under a
+mask). MAFT+/FC-CLIP's `MaskPooling` differs: it resizes the mask bilinearly to the feature grid and keeps the cells
+where it is > 0 as a hard mask (fcclip `fcclip_transformer_decoder.py`); a notebook following it says so.
+
+`box_pool` with `output_size=1` and the default `sampling_ratio=2` reads a box from 2×2 bilinear samples, as
+roi_align's callers in detection heads do at their larger output sizes; pass `sampling_ratio=0` (adaptive) to average
+over every feature cell a box covers."""
 from __future__ import annotations
 
 import torch
