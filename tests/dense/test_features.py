@@ -2,18 +2,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 from clipbook.dense.features import dense_logits, maskclip_features
-from clipbook.models.tiny_clip import TINY_CLIP_NAME, quiet_open_clip, register_tiny_configs
+from clipbook.models.tiny_clip import TINY_CLIP_VIT_NAME, random_tiny_clip
 from clipbook.models.towers import resnet_trunk
 
 
 @pytest.fixture(scope="module")
 def visual():
-    import open_clip
-
-    register_tiny_configs()
-    torch.manual_seed(0)
-    with quiet_open_clip():
-        return open_clip.create_model(TINY_CLIP_NAME, pretrained=None).visual.eval()
+    return random_tiny_clip(0).visual.eval()
 
 
 def test_value_path_equals_maskclips_one_by_one_convolutions(visual):
@@ -61,14 +56,7 @@ def test_a_tower_without_an_attention_pool_is_refused():
 
 @pytest.fixture(scope="module")
 def vit():
-    import open_clip
-
-    from clipbook.models.tiny_clip import TINY_CLIP_VIT_NAME
-
-    register_tiny_configs()
-    torch.manual_seed(0)
-    with quiet_open_clip():
-        return open_clip.create_model(TINY_CLIP_VIT_NAME, pretrained=None).visual.eval()
+    return random_tiny_clip(0, TINY_CLIP_VIT_NAME).visual.eval()
 
 
 def test_vanilla_surgery_is_the_towers_own_forward(vit):

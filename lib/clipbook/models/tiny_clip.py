@@ -73,6 +73,16 @@ def register_tiny_configs() -> None:
         factory._MODEL_CONFIGS.setdefault(name, config)
 
 
+def random_tiny_clip(seed: int, name: str = TINY_CLIP_NAME):
+    """A tiny CLIP (`name`: one of TINY_CLIP_CONFIGS) at random initialisation under `torch.manual_seed(seed)`."""
+    import open_clip
+
+    register_tiny_configs()
+    torch.manual_seed(seed)
+    with quiet_open_clip():  # open_clip warns that the model has no pretrained weights: that is the point
+        return open_clip.create_model(_known(name), pretrained=None)
+
+
 def pretrain_captions(recipe: dict) -> list[str]:
     scenes = toy_splits.scenes(recipe["split"])
     rng = np.random.default_rng(recipe["seed"])

@@ -24,20 +24,9 @@ import torch
 import torch.nn as nn
 
 from clipbook import cache
-from clipbook.models.tiny_clip import (TINY_CLIP_CONFIG, TINY_CLIP_NAME, images_to_tensor, quiet_open_clip,
-                                       register_tiny_configs)
+from clipbook.models.tiny_clip import TINY_CLIP_CONFIG, images_to_tensor, random_tiny_clip
 
 BOTTOM_SEED = 0  # the frozen random stages: one draw, shared by every run and every notebook
-
-
-def random_tiny_clip(seed: int):
-    """The tiny CLIP (open_clip `clipbook-tiny-rn`) at random initialisation under `torch.manual_seed(seed)`."""
-    import open_clip
-
-    register_tiny_configs()
-    torch.manual_seed(seed)
-    with quiet_open_clip():  # open_clip warns that the model has no pretrained weights: that is the point
-        return open_clip.create_model(TINY_CLIP_NAME, pretrained=None)
 
 
 def bottom_stages(visual: nn.Module, pixels: torch.Tensor) -> torch.Tensor:
