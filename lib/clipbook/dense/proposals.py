@@ -61,8 +61,10 @@ def scene_proposals(masks: list[np.ndarray], size: int, rng: np.random.Generator
         if rng.random() < config["miss_rate"]:
             continue
         proposals.append(_jitter(mask, rng, config))
-        if rng.random() < config["split_rate"] and _half(mask, rng).any():
-            proposals.append(_half(mask, rng))
+        if rng.random() < config["split_rate"]:
+            half = _half(mask, rng)  # one cut: the half checked for pixels is the half proposed
+            if half.any():
+                proposals.append(half)
     if len(objects) >= 2 and rng.random() < config["merge_rate"]:
         i, j = rng.choice(len(objects), size=2, replace=False)
         proposals.append(objects[i] | objects[j])
