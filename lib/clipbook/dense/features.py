@@ -57,6 +57,7 @@ def dense_logits(features: torch.Tensor, text_embeddings: torch.Tensor, size: tu
     return logits
 
 
+ATTENTIONS = ("vanilla", "maskclip", "sclip", "clearclip")  # the last block's attention weights (module docstring)
 # per method: (attention, residual and FFN kept) as its official code runs the last block (module docstring)
 VIT_SURGERIES: dict[str, dict] = {
     "vanilla": {"attention": "vanilla", "residual": True},
@@ -93,19 +94,18 @@ def vit_tokens_before_last_block(visual: torch.nn.Module, images: torch.Tensor) 
     x = x.flatten(2).transpose(1, 2)
     x = torch.cat([visual.class_embedding.to(x.dtype).expand(len(x), 1, -1), x], dim=1)
     x = visual.ln_pre(x + positional_embedding_for(visual, grid).to(x.dtype))
-    blocks = visual.transformer.resblocks
-    if not getattr(visual.transformer, "batch_first", True):
-        x = x.transpose(0, 1)
-    for block in blocks[:-1]:
+    batch_first = getattr(visual.transformer, "batch_first", True)  # older open_clip runs its blocks sequence-first
+    x = x if batch_first else x.transpose(0, 1)
+    for block in visual.transformer.resblocks[:-1]:
         x = block(x)
-    return x if getattr(visual.transformer, "batch_first", True) else x.transpose(0, 1)
+    return x if batch_first else x.transpose(0, 1)
 
 
 def last_block_attention(block: torch.nn.Module, tokens: torch.Tensor, attention: str) -> torch.Tensor:
     """The last block's attention output (after out_proj) on (N, L, width) tokens, with the given attention weights
     (ClearCLIP `custom_attn`: q, k, v from the block's in-projection of `ln_1(tokens)`, per head)."""
-    if attention not in ("vanilla", "maskclip", "sclip", "clearclip"):
-        raise ValueError(f"unknown attention {attention!r}; known: vanilla, maskclip, sclip, clearclip")
+    if attention not in ATTENTIONS:
+        raise ValueError(f"unknown attention {attention!r}; known: {', '.join(ATTENTIONS)}")
     attn = block.attn
     q, k, v = F.linear(block.ln_1(tokens), attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
 
