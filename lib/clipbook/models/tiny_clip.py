@@ -63,6 +63,10 @@ PRETRAIN = {
     # (batch 128, context 32), and float32 is what every platform computes alike
     "bf16": False,
 }
+# Each tower's full recipe. The ViT's is tuned on the same baselines as the RN's (see PRETRAIN_VIT); the RN's is
+# PRETRAIN itself, so its checkpoint key (and every stored output that reads it) is unchanged.
+PRETRAIN_VIT = dict(PRETRAIN)
+PRETRAIN_RECIPES = {TINY_CLIP_NAME: PRETRAIN, TINY_CLIP_VIT_NAME: PRETRAIN_VIT}
 
 
 def register_tiny_configs() -> None:
@@ -107,7 +111,7 @@ def pretrain(recipe: dict | None = None, *, show_progress: bool = True, name: st
     """Train a tiny CLIP (`name`: one of TINY_CLIP_CONFIGS) from scratch; returns its state dict and a training log."""
     import open_clip
 
-    recipe = {**PRETRAIN, **(recipe or {})}
+    recipe = {**PRETRAIN_RECIPES[_known(name)], **(recipe or {})}
     register_tiny_configs()
     with deterministic_torch():
         seed_everything(recipe["seed"])
@@ -174,8 +178,13 @@ def _known(name: str) -> str:
     return name
 
 
+def full_recipe(recipe: dict | None = None, name: str = TINY_CLIP_NAME) -> dict:
+    """`name`'s recipe (PRETRAIN_RECIPES) with `recipe`'s entries overriding it."""
+    return {**PRETRAIN_RECIPES[_known(name)], **(recipe or {})}
+
+
 def checkpoint_key(recipe: dict | None = None, name: str = TINY_CLIP_NAME) -> str:
-    return pretraining.checkpoint_key(name, TINY_CLIP_CONFIGS[_known(name)], {**PRETRAIN, **(recipe or {})})
+    return pretraining.checkpoint_key(name, TINY_CLIP_CONFIGS[_known(name)], full_recipe(recipe, name))
 
 
 def tiny_clip_checkpoint(recipe: dict | None = None, *, show_progress: bool = True, name: str = TINY_CLIP_NAME) -> str:
@@ -184,7 +193,7 @@ def tiny_clip_checkpoint(recipe: dict | None = None, *, show_progress: bool = Tr
     Content-addressed by (config, world version, recipe with seed); built under a file lock so
     concurrent first uses (parallel notebooks) train it once, and written atomically.
     """
-    return pretraining.toyworld_checkpoint(name, TINY_CLIP_CONFIGS[_known(name)], {**PRETRAIN, **(recipe or {})},
+    return pretraining.toyworld_checkpoint(name, TINY_CLIP_CONFIGS[_known(name)], full_recipe(recipe, name),
                                           functools.partial(pretrain, name=name), what=f"tiny CLIP ({name})",
                                           show_progress=show_progress)
 
