@@ -64,4 +64,11 @@ def test_unknown_names_are_refused():
     with pytest.raises(KeyError, match="unknown segmentation benchmark 'voc'"):
         benchmarks.load_segmentation("voc")
     with pytest.raises(KeyError, match="unknown split"):
-        benchmarks.scenes("toy-voc21", "train")
+        benchmarks.scenes("toy-voc21", "training")
+
+
+def test_the_train_split_is_larger_and_disjoint_from_the_evaluation_splits(monkeypatch):
+    monkeypatch.setattr(benchmarks, "TRAIN_IMAGES", 30)
+    _small(monkeypatch, images=10)
+    train = benchmarks.scenes("toy-voc21", "train")
+    assert len(train) == 30 and not set(map(repr, train)) & set(map(repr, benchmarks.scenes("toy-voc21", "test")))

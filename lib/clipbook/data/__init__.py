@@ -4,4 +4,4 @@ Importing this package imports every kind, so `registry.DATASETS` is complete af
 """
 from clipbook.data import (  # noqa: F401  (each registers its kind and datasets)
     captions, chest_xray, cue_conflict, fas, feature_arrays, groups, mmvp, packaged, prompt_images, real, segmentation,
-    toy)
+    toy, toy_segmentation)
