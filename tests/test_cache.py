@@ -1,5 +1,6 @@
 import os
 import threading
+import warnings
 
 import pytest
 import torch
@@ -23,6 +24,25 @@ def test_cached_computes_once_then_loads(cache_root):
     second = cache.cached("features", {"x": 1}, compute)
     assert torch.equal(first, second) and len(calls) == 1
     assert len(list((cache_root / "features").glob("*.pt"))) == 1
+
+
+def test_numpy_results_load_back_instead_of_being_recomputed_every_run(cache_root):
+    import numpy as np
+
+    calls = []
+    value = {"accuracy": np.float64(0.5), "labels": np.arange(4), "names": np.array(["a", "b"]), "flag": np.bool_(1)}
+
+    def compute():
+        calls.append(1)
+        return value
+
+    cache.cached("runs", {"x": 3}, compute)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a read refused as corrupt would warn and recompute
+        again = cache.cached("runs", {"x": 3}, compute)
+    assert len(calls) == 1 and not list((cache_root / "runs").glob("*.corrupt"))
+    assert again["accuracy"] == 0.5 and np.array_equal(again["labels"], value["labels"]) and again["flag"]
+    assert list(again["names"]) == ["a", "b"]
 
 
 def test_entry_path_is_where_cached_writes_its_result(cache_root):

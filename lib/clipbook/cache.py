@@ -72,9 +72,20 @@ def atomic_torch_save(obj: Any, path: Path | str) -> None:
     atomic_write_bytes(buffer.getvalue(), path)
 
 
+def _numpy_globals() -> list:
+    """What a pickled numpy array or scalar needs besides weights_only's own allowlist: results cached as numpy
+    (an accuracy from sklearn, a label array) load back instead of failing as "corrupt" and being recomputed on
+    every run."""
+    import numpy as np
+
+    dtypes = [type(np.dtype(code)) for code in "?bBhHiIlLqQefdgFDGUSM"] + [type(np.dtype("m8")), type(np.dtype("O"))]
+    return [np._core.multiarray._reconstruct, np._core.multiarray.scalar, np.ndarray, np.dtype, *dtypes]
+
+
 def load_torch(path: Path | str) -> Any:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_numpy_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise CorruptCacheError(
             f"cannot read {path}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}. "
