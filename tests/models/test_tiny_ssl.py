@@ -33,6 +33,31 @@ def test_encoder_returns_cls_and_patch_tokens_at_global_and_local_sizes():
     assert torch.equal(encoder(_images(2)), cls)
 
 
+def test_last_block_qkv_rebuild_the_blocks_own_output():
+    torch.manual_seed(0)
+    encoder = tiny_ssl.build_tiny_encoder().eval()
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        parts = encoder.last_block_qkv(images)
+        heads, length = encoder.vit.blocks[-1].attn.num_heads, 1 + 64
+        assert parts["attention"].shape == (2, heads, length, length)
+        assert torch.allclose(parts["attention"].sum(-1), torch.ones(2, heads, length), atol=1e-5)
+        # an independent formulation: a per-head loop over the equation, then the block's residual and MLP
+        # (timm's Block.forward) and the final norm must give forward_tokens' output
+        last = encoder.vit.blocks[-1]
+        d = parts["v"].shape[-1] // heads
+        mixed = torch.cat([torch.softmax(parts["q"][..., h * d:(h + 1) * d] @ parts["k"][..., h * d:(h + 1) * d]
+                                         .transpose(1, 2) / math.sqrt(d), dim=-1) @ parts["v"][..., h * d:(h + 1) * d]
+                           for h in range(heads)], dim=-1)
+        x = encoder.vit.norm_pre(encoder.vit._pos_embed(encoder.vit.patch_embed(images)))
+        for block in encoder.vit.blocks[:-1]:
+            x = block(x)
+        x = x + last.attn.proj(mixed)
+        x = encoder.vit.norm(x + last.mlp(last.norm2(x)))
+        cls, patches = encoder.forward_tokens(images)
+    assert torch.allclose(x[:, 0], cls, atol=1e-5) and torch.allclose(x[:, 1:], patches, atol=1e-5)
+
+
 def test_crop_of_the_whole_image_without_flip_is_the_identity():
     images = _images()
     out = tiny_ssl.random_resized_crop(images, 64, (1.0, 1.0), torch.Generator().manual_seed(0), flip=False)

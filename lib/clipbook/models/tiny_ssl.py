@@ -86,6 +86,31 @@ class SSLEncoder(nn.Module):
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         return self.forward_tokens(images)[0]  # what DINO's backbone returns with head = Identity
 
+    def last_block_qkv(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The last block's query, key and value tokens, and its attention map, for the dense methods that read
+        a self-supervised ViT's patch affinities (CLIP-DINOiser, Trident, DeCLIP; DINO `get_last_selfattention`).
+
+        Returns {"q", "k", "v"}: (N, L, D) with the heads concatenated, after the block's LayerNorm and the
+        attention's q/k norms, and "attention": (N, heads, L, L) softmax(q k^T / sqrt(d_head)); token 0 is CLS,
+        then the patches in raster order (`num_prefix_tokens` = 1).
+        """
+        vit = self.vit
+        x = vit.norm_pre(vit.patch_drop(vit._pos_embed(vit.patch_embed(images))))
+        for block in vit.blocks[:-1]:
+            x = block(x)
+        last = vit.blocks[-1]
+        attn = last.attn
+        n, length, _ = x.shape
+        qkv = attn.qkv(last.norm1(x)).reshape(n, length, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        q, k = attn.q_norm(q), attn.k_norm(k)
+        attention = ((q * attn.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
+
+        def merged(t: torch.Tensor) -> torch.Tensor:  # (N, heads, L, d) -> (N, L, heads * d)
+            return t.transpose(1, 2).reshape(n, length, -1)
+
+        return {"q": merged(q), "k": merged(k), "v": merged(v), "attention": attention}
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.encode_image(images)
 
