@@ -73,6 +73,22 @@ def test_vanilla_surgery_is_the_towers_own_forward(vit):
     torch.testing.assert_close(dense.flatten(2).transpose(1, 2), tokens @ vit.proj, rtol=1e-4, atol=1e-5)
 
 
+def test_with_a_convolutional_stem_the_vanilla_surgery_is_still_the_towers_own_forward(monkeypatch):
+    from clipbook.dense.features import vit_dense_features
+    from clipbook.models import tiny_clip
+
+    monkeypatch.setitem(tiny_clip.TINY_CLIP_STEMS, TINY_CLIP_VIT_NAME, {"channels": [8, 16, 32]})
+    stemmed = random_tiny_clip(0, TINY_CLIP_VIT_NAME).visual.eval()
+    assert isinstance(stemmed.conv1, torch.nn.Sequential)
+    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        dense = vit_dense_features(stemmed, images, "vanilla")
+        stemmed.output_tokens = True
+        _, tokens = stemmed(images)
+        assert vit_dense_features(stemmed, torch.zeros(1, 3, 128, 96), "clearclip").shape[-2:] == (16, 12)
+    torch.testing.assert_close(dense.flatten(2).transpose(1, 2), tokens @ stemmed.proj, rtol=1e-4, atol=1e-5)
+
+
 def test_maskclip_token_depends_only_on_its_own_input_token(vit):
     """Identity attention: changing one token entering the last block changes that token's output alone."""
     from clipbook.dense.features import last_block_attention

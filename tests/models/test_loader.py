@@ -213,3 +213,21 @@ def test_the_rehearsal_names_hub_defined_architectures_it_cannot_stand_in_for(mo
     monkeypatch.setenv("CLIPBOOK_PROFILE", "rehearsal")
     with pytest.raises(loader.MissingCheckpointError, match="architecture files not found offline: hf-hub:org/m"):
         loader.check_available("hf-hub:org/m")
+
+
+def test_a_tiny_clip_with_a_stem_loads_its_own_checkpoint_quietly(monkeypatch, tmp_path, capfd):
+    """open_clip cannot build the ViT-C stem from a config; the loader builds it and loads the checkpoint exactly."""
+    from clipbook.models import tiny_clip
+    from clipbook.toyworld import splits
+
+    monkeypatch.setenv("CLIPBOOK_CACHE", str(tmp_path))
+    splits.register_split("unit-test-stem", domain="photo", size=64, home_background_p=0.3)
+    name = tiny_clip.TINY_CLIP_VIT_NAME
+    monkeypatch.setitem(tiny_clip.TINY_CLIP_STEMS, name, {"channels": [8, 16, 32]})
+    monkeypatch.setitem(tiny_clip.PRETRAIN_RECIPES, name, {**tiny_clip.PRETRAIN_VIT, "split": "unit-test-stem",
+                                                           "epochs": 1, "batch_size": 32, "warmup_steps": 1})
+    loaded = loader.load_model(name)
+    stored = torch.load(tiny_clip.tiny_clip_checkpoint(name=name), weights_only=True)["state_dict"]
+    assert all(torch.equal(value, stored[key]) for key, value in loaded.model.state_dict().items())
+    assert not loaded.model.training and loaded.identity["weights"].startswith("toyworld:")
+    assert "pretrained" not in capfd.readouterr().err.lower()  # no open_clip warning about missing weights

@@ -38,12 +38,32 @@ def test_checkpoint_holds_this_modules_pretraining_under_its_key(cache_root):
     assert stored["recipe"] == {**tiny_clip.PRETRAIN, **QUICK} and len(stored["loss"]) > 0
 
 
-def test_the_vit_tower_trains_by_the_same_recipe_under_its_own_key(cache_root, state_digest):
+def test_the_vit_tower_trains_by_its_own_recipe_under_its_own_key(cache_root, state_digest):
     path = tiny_clip.tiny_clip_vit_checkpoint(QUICK, show_progress=False)
     stored = torch.load(path, weights_only=True)
     assert tiny_clip.TINY_CLIP_VIT_NAME in path and stored["key"] == tiny_clip.checkpoint_key(QUICK, tiny_clip.TINY_CLIP_VIT_NAME)
     assert stored["key"] != tiny_clip.checkpoint_key(QUICK)
     assert "visual.transformer.resblocks.0.attn.in_proj_weight" in stored["state_dict"]
+    assert "visual.conv1.0.weight" in stored["state_dict"]  # its convolutional stem (TINY_CLIP_STEMS)
+    assert stored["recipe"] == {**tiny_clip.PRETRAIN_VIT, **QUICK}
     assert sum(stored["loss"][-3:]) < sum(stored["loss"][:3])
     with pytest.raises(KeyError, match="unknown tiny CLIP"):
         tiny_clip.checkpoint_key(QUICK, "clipbook-tiny-vit-h")
+
+
+def test_a_vit_stem_makes_the_patch_grid_and_keys_its_own_checkpoint(monkeypatch, cache_root):
+    from clipbook.models.loader import load_model  # noqa: F401  (the loader's stem path is exercised below)
+
+    stem = tiny_clip.conv_stem([8, 16, 32], width=128, patch_size=8)
+    assert stem(torch.zeros(2, 3, 64, 64)).shape == (2, 128, 8, 8)
+    with pytest.raises(ValueError, match="cannot make 16-px patches"):
+        tiny_clip.conv_stem([8, 16, 32], width=128, patch_size=16)
+    plain = tiny_clip.checkpoint_key(QUICK, tiny_clip.TINY_CLIP_VIT_NAME)
+    monkeypatch.setitem(tiny_clip.TINY_CLIP_STEMS, tiny_clip.TINY_CLIP_VIT_NAME, {"channels": [8, 16, 32]})
+    assert tiny_clip.checkpoint_key(QUICK, tiny_clip.TINY_CLIP_VIT_NAME) != plain
+    path = tiny_clip.tiny_clip_vit_checkpoint(QUICK, show_progress=False)
+    stored = torch.load(path, weights_only=True)["state_dict"]
+    assert "visual.conv1.0.weight" in stored and "visual.conv1.1.running_mean" in stored
+    loaded = tiny_clip.load_tiny_clip(path, tiny_clip.TINY_CLIP_VIT_NAME)
+    assert not loaded.training
+    assert all(torch.equal(value, stored[key]) for key, value in loaded.state_dict().items())

@@ -20,6 +20,7 @@ architectures and tags still fail as they would under the paper profile. Archite
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import os
@@ -294,6 +295,8 @@ def load_model(name: str, pretrained: str | None = None, *, device: str = "cpu",
         identity["weights"] = f"{TINY_TAG}:{Path(checkpoint).stem}"
         pretrained_arg: str | None = checkpoint
         pretrained = TINY_TAG
+        if tiny_clip.TINY_CLIP_STEMS[name] is not None:  # open_clip cannot build a stem from its config: ours builds
+            pretrained_arg = None                         # the model below; open_clip's gives the transforms
     elif name.startswith("hf-hub:"):
         identity["weights"] = name
         pretrained_arg = None
@@ -318,7 +321,10 @@ def load_model(name: str, pretrained: str | None = None, *, device: str = "cpu",
             download_from = _tag_source(name, pretrained, cache_dir)
 
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained_arg, **kwargs)
+        with tiny_clip.quiet_open_clip() if is_tiny and pretrained_arg is None else contextlib.nullcontext():
+            model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained_arg, **kwargs)
+        if is_tiny and pretrained_arg is None:
+            model = tiny_clip.load_tiny_clip(checkpoint, name).to(device)
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, pickle.UnpicklingError) as err:
         if isinstance(err, FileNotFoundError):
             raise _missing(f"{name} / {pretrained}", "open_clip", str(err)) from err
