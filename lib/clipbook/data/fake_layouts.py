@@ -323,7 +323,7 @@ EXTRA_WRITERS = {"qe_genai_pan": _write_qe_genai_stored_predictions,
 
 GROUP_WRITERS = {"waterbirds": _write_waterbirds, "celeba": _write_celeba}
 
-# registry kind -> writer(name, config, root, size); "packaged", "toy" and "toy-medical" data need no files under the
+# registry kind -> writer(name, config, root, size); "packaged", "toy", "toy-medical" and "toy-ovss" data need no files under the
 # data root
 WRITERS = {
     "coop": _write_coop,
