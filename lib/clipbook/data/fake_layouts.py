@@ -323,8 +323,9 @@ EXTRA_WRITERS = {"qe_genai_pan": _write_qe_genai_stored_predictions,
 
 GROUP_WRITERS = {"waterbirds": _write_waterbirds, "celeba": _write_celeba}
 
-# registry kind -> writer(name, config, root, size); "packaged", "toy", "toy-medical" and "toy-ovss" data need no files under the
-# data root
+# the registry kinds that need no files under the data root (generated or shipped with a package)
+NO_FILES_KINDS = ("packaged", "toy", "toy-medical", "toy-ovss")
+# registry kind -> writer(name, config, root, size), for every other kind
 WRITERS = {
     "coop": _write_coop,
     "imagenet": _write_imagenet,

@@ -282,6 +282,8 @@ def load_model(name: str, pretrained: str | None = None, *, device: str = "cpu",
     tiny_clip.register_tiny_configs()
     check_available(name, pretrained, cache_dir=cache_dir)  # fails before anything is built
     is_tiny = name in tiny_clip.TINY_CLIP_CONFIGS and pretrained in (None, TINY_TAG)
+    # open_clip cannot build a stem from its config: the library builds those models, open_clip gives the transforms
+    builds_own_tiny = is_tiny and tiny_clip.TINY_CLIP_STEMS[name] is not None
     if rehearsing() and not is_tiny:
         model, preprocess, identity, tokenizer = _load_random_init(name, pretrained, device=device,
                                                                    preprocess_from=preprocess_from)
@@ -293,10 +295,8 @@ def load_model(name: str, pretrained: str | None = None, *, device: str = "cpu",
     if is_tiny:
         checkpoint = tiny_clip.tiny_clip_checkpoint(name=name)
         identity["weights"] = f"{TINY_TAG}:{Path(checkpoint).stem}"
-        pretrained_arg: str | None = checkpoint
+        pretrained_arg: str | None = None if builds_own_tiny else checkpoint
         pretrained = TINY_TAG
-        if tiny_clip.TINY_CLIP_STEMS[name] is not None:  # open_clip cannot build a stem from its config: ours builds
-            pretrained_arg = None                         # the model below; open_clip's gives the transforms
     elif name.startswith("hf-hub:"):
         identity["weights"] = name
         pretrained_arg = None
@@ -321,9 +321,9 @@ def load_model(name: str, pretrained: str | None = None, *, device: str = "cpu",
             download_from = _tag_source(name, pretrained, cache_dir)
 
     try:
-        with tiny_clip.quiet_open_clip() if is_tiny and pretrained_arg is None else contextlib.nullcontext():
+        with tiny_clip.quiet_open_clip() if builds_own_tiny else contextlib.nullcontext():
             model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained_arg, **kwargs)
-        if is_tiny and pretrained_arg is None:
+        if builds_own_tiny:
             model = tiny_clip.load_tiny_clip(checkpoint, name).to(device)
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, pickle.UnpicklingError) as err:
         if isinstance(err, FileNotFoundError):

@@ -167,7 +167,7 @@ def pretrain(recipe: dict | None = None, *, show_progress: bool = True, name: st
     """Train a tiny CLIP (`name`: one of TINY_CLIP_CONFIGS) from scratch; returns its state dict and a training log."""
     import open_clip
 
-    recipe = {**PRETRAIN_RECIPES[_known(name)], **(recipe or {})}
+    recipe = full_recipe(recipe, name)
     register_tiny_configs()
     with deterministic_torch():
         seed_everything(recipe["seed"])
