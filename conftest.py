@@ -5,6 +5,8 @@ and progress bars must stay out of the outputs nbval compares.
 """
 import os
 
+import clipbook  # noqa: F401,E402 -- holds torch's CPU kernels to AVX2 (clipbook.CPU_KERNEL_ENV) before any torch op
+
 os.environ.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
                    "CLIPBOOK_PROGRESS": "0", "TQDM_DISABLE": "1", "PYTHONHASHSEED": "0"})
 

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from clipbook.claims import Claim, at_least, evaluate, evaluate_claim, fact
+from clipbook.claims import Claim, Precondition, at_least, evaluate, evaluate_claim, fact
 
 
 def _rows(gains, zero_shot=(60.0, 40.0), shots=(1, 16)):
@@ -82,6 +82,18 @@ def test_reported_effect_is_stated_beside_the_reproduced_one_and_toy_wording():
                             reported=reported, toy=True)
     assert result["reported_effect"] == pytest.approx(10.0) and result["reported_verdict"] == "holds"
     assert "effect on the toy world" in result["sentence"] and "+10.00" in result["sentence"]
+
+
+def test_a_claim_not_tested_offline_still_states_its_rule_on_the_reported_rows():
+    reported = [{"model": "RN50", "dataset": "pets", "method": m, "metric": "accuracy", "value": v}
+                for m, v in (("GDA", 70.0), ("zero-shot", 60.0))]
+    claim = Claim("b", "s", "GDA", "zero-shot", requires=("schedule",))
+    failed = [Precondition("schedule", "the full schedule", False, "the schedule was shortened")]
+    for rows, preconditions in (([], None), (_rows({1: {1: 1.0, 16: 1.0}}), failed)):
+        result = evaluate_claim(claim, rows, preconditions=preconditions, reported=reported, toy=True)
+        assert result["verdict"] == "not tested"
+        assert result["reported_effect"] == pytest.approx(10.0) and result["reported_verdict"] == "holds"
+        assert "+10.00" in result["sentence"] and "(holds)" in result["sentence"]
 
 
 def test_a_claim_measured_on_something_else_than_a_model_names_it_in_the_sentence():
