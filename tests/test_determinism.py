@@ -4,10 +4,9 @@ import sys
 
 import numpy as np
 import pytest
-
-import clipbook
 import torch
 
+import clipbook
 from clipbook.determinism import deterministic_torch, seed_everything
 
 

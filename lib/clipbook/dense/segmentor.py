@@ -6,7 +6,8 @@ same way (Trident `trident.py`: `__init__` builds the queries, `postprocess_resu
 ClearCLIP have the same two pieces):
 
 1. **Queries.** A class may have several names (`configs/cls_<benchmark>.txt`, names separated by "; "). Each name is
-   encoded with CLIP's 80 ImageNet templates, each template embedding L2-normalised, averaged, renormalised.
+   encoded with CLIP's 80 ImageNet templates, each template embedding L2-normalised, averaged, renormalised: that
+   is CLIP's prompt ensembling, `clipbook.zeroshot.zero_shot_classifier(loaded, words, templates)`, not repeated here.
    In the VOC21 file the class "background" is not the word "background" but a list of stuff words (sky, wall,
    tree, …): `query_words` gives the toy benchmarks the same design, background queried by the world's surfaces.
 2. **Read-out.** Cosine logits of every query, times `logit_scale` (40), softmax over *all queries*; a class's
