@@ -149,7 +149,7 @@ PROMPT_SETS = {"a photo of a {}.": ["a photo of a {}."], "class name": ["{}"],
 # cross-entropy on the same images the tiny CLIP saw of the generic family (its share of the pretraining set, every
 # style it comes in), with their class labels, using the tiny CLIP's optimiser recipe (AdamW, learning rate 3e-3
 # with warm-up and cosine decay, weight decay 0.1 on weights only, batch 128, no augmentation) for 2 passes (the
-# tiny CLIP made 2.8). Its recipe is the library's, not a parameter of this notebook: like the tiny CLIP, it is
+# tiny CLIP makes 4.2). Its recipe is the library's, not a parameter of this notebook: like the tiny CLIP, it is
 # trained once on first use (minutes on 2 cores, see README's Quickstart; under `invoke batch`, before any kernel
 # starts), cached content-addressed, and shared by any notebook that needs a supervised baseline.
 

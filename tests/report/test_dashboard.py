@@ -95,6 +95,19 @@ def test_the_index_loads_nothing_and_its_one_script_is_plain_and_small(index):
     assert not re.search(r"\b(import|require)\s*\(|fetch\(|XMLHttpRequest", script)
 
 
+def test_a_missed_calibration_target_states_how_many_pretraining_draws_it_passes_in(fixture_results):
+    results = {**fixture_results["offline"]}
+    page = results["papers"]["calibration"]
+    calibration = {**page["artifacts"]["calibration.json"],
+                   "draws": [{"target": "toy zero-shot within ±12 of RN50", "passes in draws": "1 of 3"},
+                             {"target": "16-shot probe above 1-shot", "passes in draws": "3 of 3"}]}
+    results["papers"] = {**results["papers"],
+                         "calibration": {**page, "artifacts": {"calibration.json": calibration}}}
+    index = render_index({"offline": results}, current="offline")
+    assert "Not met: toy zero-shot within ±12 of RN50 (passes in 1 of 3 pretraining draws)." in index
+    assert "3 of 3" not in index  # only missed targets are named
+
+
 def test_a_calibration_artifact_without_curves_draws_no_figure(fixture_results):
     results = {**fixture_results["offline"]}
     page = {**results["papers"]["calibration"], "artifacts": {"calibration.json": {"average": {"zero_shot": 50.0}}}}

@@ -6,7 +6,7 @@ Robustness papers compare zero-shot CLIP with ImageNet-supervised models (Radfor
 the images the tiny CLIP saw of the generic family (its share of the "pretrain" split, every style it comes in,
 about 15,000 images) with their class labels. The recipe is the tiny CLIP's optimiser (AdamW, learning rate 3e-3
 with 30 warm-up steps and cosine decay, weight decay 0.1 on weights only, batch 128, no augmentation) for 2 passes
-(the tiny CLIP makes 2.8): about 2 minutes on 2 cores. Like the tiny CLIP, the checkpoint is content-addressed by
+(the tiny CLIP makes 4.2): about 2 minutes on 2 cores. Like the tiny CLIP, the checkpoint is content-addressed by
 (config, recipe with seed, world version, torch) and built once on first use, under a file lock, written
 atomically (`pretraining.toyworld_checkpoint`).
 
