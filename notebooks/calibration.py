@@ -177,18 +177,16 @@ def same_recipe(draw: dict, name: str) -> bool:
     return {k: v for k, v in draw["recipe"].items() if k != "seed"} == {k: v for k, v in recipe.items() if k != "seed"}
 
 
-draws = [draw for path in sorted(DRAWS_DIR.glob("*.json")) for draw in [json.loads(path.read_text())]
-         if models[0][0] in tiny_clip.TINY_CLIP_CONFIGS and same_recipe(draw, models[0][0])]
+draws = ([draw for path in sorted(DRAWS_DIR.glob("*.json")) for draw in [json.loads(path.read_text())]
+          if same_recipe(draw, models[0][0])] if models[0][0] in tiny_clip.TINY_CLIP_CONFIGS else [])
 if draws:
-    per_draw = pd.DataFrame({f"draw {d['seed']}": pd.DataFrame(calibration_targets(d["zero_shot"], d["p1_mean"],
-                                                                                   d["p16_mean"]))["value"]
-                             for d in draws})
+    draw_targets = {f"draw {d['seed']}": pd.DataFrame(calibration_targets(d["zero_shot"], d["p1_mean"], d["p16_mean"]))
+                    for d in draws}
+    per_draw = pd.DataFrame({name: table["value"] for name, table in draw_targets.items()})
     draw_table = pd.concat([targets[["target", "value", "passed"]].rename(columns={"value": "this page"}), per_draw,
                             per_draw.min(axis=1).rename("min"), per_draw.max(axis=1).rename("max")], axis=1)
-    draw_table["passes in draws"] = [
-        sum(calibration_targets(d["zero_shot"], d["p1_mean"], d["p16_mean"])[i]["passed"] for d in draws)
-        for i in range(len(targets))]
-    draw_table["passes in draws"] = draw_table["passes in draws"].astype(str) + f" of {len(draws)}"
+    passes = sum(table["passed"].astype(int) for table in draw_targets.values())
+    draw_table["passes in draws"] = passes.astype(str) + f" of {len(draws)}"
 else:
     draw_table = pd.DataFrame({"note": [f"no stored draws of this recipe in {DRAWS_DIR.name}/"]})
 draw_table.round(1)

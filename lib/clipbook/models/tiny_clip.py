@@ -84,7 +84,8 @@ TINY_CLIP_STEMS: dict[str, dict | None] = {TINY_CLIP_NAME: None, TINY_CLIP_VIT_N
 # benchmarks/results/pretraining-draws/. The 2.8-epoch, 3e-3 draws ran on 2 threads, the others on 1.)
 # At 2.8 epochs the loss is still falling steeply, and a draw either has or has not yet learnt shape (toy's 16-shot
 # probe 34-64). 1.5x the steps halves the spread of toy zero-shot and cuts the suite probe's by 40 %, and lifts
-# every draw; it costs about 7 minutes cold instead of 5 (README). The spread left is the instrument's noise.
+# every draw; it costs about 8.5 minutes cold instead of 5 (507 s measured, README). The spread left is the
+# instrument's noise.
 PRETRAIN = {
     "split": "pretrain",
     "epochs": 4.2,
