@@ -67,3 +67,41 @@ def test_a_vit_stem_makes_the_patch_grid_and_keys_its_own_checkpoint(monkeypatch
     loaded = tiny_clip.load_tiny_clip(path, tiny_clip.TINY_CLIP_VIT_NAME)
     assert not loaded.training
     assert all(torch.equal(value, stored[key]) for key, value in loaded.state_dict().items())
+
+
+def test_training_only_the_token_rows_in_use_gives_the_full_tables_weights_bit_for_bit():
+    import copy
+
+    import open_clip
+
+    tiny_clip.register_tiny_configs()
+    torch.manual_seed(0)
+    reference = tiny_clip.create_tiny_clip()
+    compact = copy.deepcopy(reference)
+    initial_table = reference.token_embedding.weight.detach().clone()
+    tokens = open_clip.get_tokenizer(tiny_clip.TINY_CLIP_NAME)(["a red square", "a blue circle on grass",
+                                                                "two small green triangles", "a dog"])
+    table, renumbered = tiny_clip.train_only_rows_in_use(compact, tokens)
+    assert renumbered.max() < compact.token_embedding.weight.shape[0] < 100
+
+    def train(model, text):
+        optimizer = torch.optim.AdamW([{"params": [model.token_embedding.weight, model.text_projection],
+                                        "weight_decay": 0.1}], lr=1e-2)
+        for step in range(4):
+            optimizer.param_groups[0]["lr"] = 1e-2 / (step + 1)
+            optimizer.zero_grad(set_to_none=True)
+            model.encode_text(text).square().sum().backward()
+            optimizer.step()
+            if model is compact:
+                with torch.no_grad():
+                    table.decay_rows_not_in_use(optimizer.param_groups[0])
+
+    train(reference, tokens)
+    train(compact, renumbered)
+    table.restore(compact)
+    untouched = torch.ones(len(table.full), dtype=torch.bool)
+    untouched[tokens.unique()] = False
+    # the rows not in use did move (weight decay only), and the compact run moved them identically
+    assert not torch.equal(reference.token_embedding.weight[untouched], initial_table[untouched])
+    assert torch.equal(compact.token_embedding.weight, reference.token_embedding.weight)
+    assert torch.equal(compact.text_projection, reference.text_projection)
