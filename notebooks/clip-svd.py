@@ -107,6 +107,7 @@ from clipbook.models import svd, towers
 from clipbook.models.loader import load_model
 from clipbook.report.figures import few_shot_figure
 from clipbook.report.rows import compare_with_reported, summarise
+from clipbook.training.loop import code_fingerprint
 
 session = clipbook.start(SPEC, globals())
 clipbook.preflight(models, base_to_new_datasets)
@@ -407,18 +408,40 @@ class SingularValueTask(ClassificationTask):
 
     def fit(self, indices, tokens, *, iterations, lr, cosine_period, seed, transform=None) -> dict:
         """Train σ from the pretrained values on the images `indices` and return the run's diagnostics;
-        the SVD model keeps the trained σ until the next fit."""
-        images = self.train_images(indices, transform)
-        crops = EncodedImages(self.loaded, FixedCrops(images, seed))
-        set_singular_values(self.svd_model, self.initial)
-        before = self.training_loss(crops, tokens)
-        losses = train_singular_values(self.svd_model, self.initial, images, tokens, iterations=iterations, lr=lr,
-                                       cosine_period=cosine_period, seed=seed)
-        after = self.training_loss(crops, tokens)
+        the SVD model keeps the trained σ until the next fit. Each fit is cached content-addressed, like the
+        library's trained models: its trained σ and losses, keyed on the model, the images, the prompts, the recipe,
+        the device and the training code (`fit_key`)."""
+        transform = transform or self.augment
+
+        def train() -> dict:
+            images = self.train_images(indices, transform)
+            crops = EncodedImages(self.loaded, FixedCrops(images, seed))
+            set_singular_values(self.svd_model, self.initial)
+            before = self.training_loss(crops, tokens)
+            losses = train_singular_values(self.svd_model, self.initial, images, tokens, iterations=iterations,
+                                           lr=lr, cosine_period=cosine_period, seed=seed)
+            after = self.training_loss(crops, tokens)
+            return {"sigma": singular_values(self.svd_model), "losses": losses, "before": before, "after": after}
+
+        trained = cached("trained", self.fit_key(indices, tokens, iterations=iterations, lr=lr,
+                                                 cosine_period=cosine_period, seed=seed, transform=transform),
+                         train, name="clip-svd-fit")
+        set_singular_values(self.svd_model, trained["sigma"])
+        before, after, losses = trained["before"], trained["after"], trained["losses"]
         return {"steps": iterations, "lr": lr, "step size sum": step_size_sum(lr, iterations, cosine_period),
                 "loss before": before, "loss after": after, "loss drop (%)": 100 * (1 - after / before),
                 "first step loss": losses[0], "last step loss": losses[-1],
                 "sigma change (%)": sigma_change(self.svd_model, self.initial)}
+
+    def fit_key(self, indices, tokens, *, iterations, lr, cosine_period, seed, transform) -> dict:
+        code = (train_singular_values, singular_value_logits, encode_text, logit_scale, clip_svd_model, Transformed,
+                FixedCrops, EncodedImages, SingularValueTask.fit, SingularValueTask.training_loss,
+                svd.SingularValueLinear, svd.SplitMultiheadAttention, svd.SplitAttentionPool)
+        return {"model": self.loaded.identity, "data": self.split("train").fingerprint(),
+                "indices": [int(i) for i in indices], "tokens": tokens.tolist(), "iterations": iterations, "lr": lr,
+                "cosine_period": cosine_period, "seed": seed, "transform": repr(transform),
+                "weight_decay": weight_decay, "batch_size": batch_size, "device": session.device,
+                "torch": torch.__version__.split("+")[0], "code": [code_fingerprint(part) for part in code]}
 
 
 def registry_template(loaded, dataset: str) -> str:
