@@ -389,8 +389,8 @@ class SingularValueTask(ClassificationTask):
                 "data": test.fingerprint(), "transform": repr(self.loaded.preprocess)})
         return TEST_IMAGES[key]
 
-    def train_images(self, indices, transform=None) -> Transformed:
-        return Transformed(self.split("train"), transform or self.augment, indices, preload=session.offline)
+    def train_images(self, indices, transform) -> Transformed:
+        return Transformed(self.split("train"), transform, indices, preload=session.offline)
 
     def training_loss(self, crops: EncodedImages, tokens) -> float:
         """The cross-entropy of the SVD model (at its current σ) on fixed crops."""

@@ -94,7 +94,7 @@ def test_training_only_the_token_rows_in_use_gives_the_full_tables_weights_bit_f
             optimizer.step()
             if model is compact:
                 with torch.no_grad():
-                    table.decay_rows_not_in_use(optimizer.param_groups[0])
+                    table.decay_rows_not_in_use(optimizer)
 
     train(reference, tokens)
     train(compact, renumbered)

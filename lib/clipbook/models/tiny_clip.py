@@ -225,7 +225,7 @@ def pretrain(recipe: dict | None = None, *, show_progress: bool = True, name: st
             optimizer.step()
             with torch.no_grad():  # CLIP clamps the temperature at 100
                 model.logit_scale.clamp_(0, math.log(100))
-                token_table.decay_rows_not_in_use(optimizer.param_groups[0])
+                token_table.decay_rows_not_in_use(optimizer)
             log.append(loss.item())
             bar.update(1)
         bar.close()
@@ -243,19 +243,21 @@ class TokenRowsInUse:
     without one keeps zero moments, so AdamW's update of it is exactly its decoupled weight decay,
     `param.mul_(1 - lr * weight_decay)` (torch/optim/adam.py, `_single_tensor_adam`, the path AdamW takes on CPU).
     Training a compact table of the rows in use and applying that same multiplication to the full table each step
-    gives bit-identical weights. `decay_rows_not_in_use` takes the optimizer's group that holds the compact table.
+    gives bit-identical weights.
     """
 
-    def __init__(self, full: torch.Tensor, in_use: torch.Tensor):
-        self.full, self.in_use = full, in_use
+    def __init__(self, full: torch.Tensor, in_use: torch.Tensor, compact: torch.nn.Parameter):
+        self.full, self.in_use, self.compact = full, in_use, compact
 
-    def decay_rows_not_in_use(self, group: dict) -> None:
+    def decay_rows_not_in_use(self, optimizer: torch.optim.Optimizer) -> None:
+        """The step's decay with the lr and weight decay of the optimizer group that trains the compact table."""
+        group = next(g for g in optimizer.param_groups if any(p is self.compact for p in g["params"]))
         # The rows in use are overwritten by the compact table in `restore`, so decaying all rows is harmless.
         self.full.mul_(1 - group["lr"] * group["weight_decay"])
 
     def restore(self, model) -> None:
         with torch.no_grad():
-            self.full[self.in_use] = model.token_embedding.weight
+            self.full[self.in_use] = self.compact
         model.token_embedding.weight = torch.nn.Parameter(self.full)
 
 
@@ -270,7 +272,7 @@ def train_only_rows_in_use(model, tokens: torch.Tensor) -> tuple[TokenRowsInUse,
     renumber[in_use] = torch.arange(len(in_use))
     full = model.token_embedding.weight.detach().clone()
     model.token_embedding.weight = torch.nn.Parameter(full[in_use].clone())
-    return TokenRowsInUse(full, in_use), renumber[tokens]
+    return TokenRowsInUse(full, in_use, model.token_embedding.weight), renumber[tokens]
 
 
 @contextmanager
