@@ -168,13 +168,16 @@ import json
 from pathlib import Path
 
 from clipbook.models import tiny_clip
+from clipbook.toyworld import world
 
 DRAWS_DIR = Path(clipbook.__file__).resolve().parents[2] / "benchmarks" / "results" / "pretraining-draws"
 
 
 def same_recipe(draw: dict, name: str) -> bool:
+    """A draw of this page's recipe on this page's world (a draw measured on another world version does not count)."""
     recipe = tiny_clip.full_recipe(name=name)
-    return {k: v for k, v in draw["recipe"].items() if k != "seed"} == {k: v for k, v in recipe.items() if k != "seed"}
+    return (draw.get("world_version") == world.WORLD_VERSION
+            and {k: v for k, v in draw["recipe"].items() if k != "seed"} == {k: v for k, v in recipe.items() if k != "seed"})
 
 
 draws = ([draw for path in sorted(DRAWS_DIR.glob("*.json")) for draw in [json.loads(path.read_text())]

@@ -24,7 +24,8 @@ from functools import lru_cache
 import numpy as np
 
 # Bump when rendering or captioning changes: it is part of every cache key built on the world.
-WORLD_VERSION = "3"
+# 4: pets' ears in the dark tone (`_draw_pet`)
+WORLD_VERSION = "4"
 IMAGE_SIZE = 64
 
 COLOURS: dict[str, tuple[int, int, int]] = {
@@ -352,14 +353,18 @@ def _draw_pet(spec, name, x, y, r):
         ears = np.hypot(ex, y + r * 0.6) < r * 0.3
     else:  # floppy: long drooping ears at the sides
         ears = ((np.abs(x) - r * 0.78) / (r * 0.22)) ** 2 + ((y - r * 0.1) / (r * 0.5)) ** 2 < 1
-    layers = [(head | ears, "body")]
+    # the ears are drawn in the dark tone. In body colour they were often lost against the background: the tiny CLIP's
+    # toy-pets zero-shot got the coat right in 100 % of test images and the ears in 65 % (near-perfect only for the
+    # masked coat, whose ears were already dark), and pets missed RN50's OxfordPets zero-shot by 20.6 points. Dark
+    # ears put two pretraining draws at 82.2 and 74.5 (RN50 85.8); measured on baselines only (issue 10 closing note)
+    layers = [(head, "body"), (ears, "dark")]
     if spec["coat"] == "spotted":
         u, v = np.mod(x + r * 2, r * 0.46) - r * 0.23, np.mod(y + r * 2, r * 0.46) - r * 0.23
         layers.append((head & (np.hypot(u, v) < r * 0.12), "dark"))
     elif spec["coat"] == "striped":
         layers.append((head & (np.mod(x + r * 2, r * 0.42) < r * 0.15), "dark"))
     elif spec["coat"] == "masked":
-        layers.append(((np.hypot(x, y - r * 0.38) < r * 0.36) | ears, "dark"))
+        layers.append((np.hypot(x, y - r * 0.38) < r * 0.36, "dark"))
     eyes = np.hypot(np.abs(x) - r * 0.28, y) < r * 0.11
     layers.append((eyes, "light" if spec["coat"] == "masked" else "dark"))
     return layers
