@@ -50,7 +50,6 @@ def measure_draw(recipe: dict, seed: int) -> dict:
     from clipbook.cache import load_torch
     from clipbook.models import tiny_clip
     from clipbook.models.loader import load_model
-    from clipbook.toyworld import world
 
     tiny_clip.PRETRAIN_RECIPES[tiny_clip.TINY_CLIP_NAME].update({**recipe, "seed": seed})
     start = time.perf_counter()
@@ -61,8 +60,7 @@ def measure_draw(recipe: dict, seed: int) -> dict:
                                      seeds=(1, 2, 3))
     zero_shot = mean_by_dataset(rows, "zero-shot CLIP")
     probe_1, probe_16 = mean_by_dataset(rows, "linear probe", 1), mean_by_dataset(rows, "linear probe", 16)
-    return {"recipe": tiny_clip.full_recipe(), "world_version": world.WORLD_VERSION, "seed": seed,
-            "threads": torch.get_num_threads(),
+    return {"recipe": tiny_clip.full_recipe(), "seed": seed, "threads": torch.get_num_threads(),
             "pretrain_s": pretrain_s, "steps": len(loss), "final_loss": float(np.mean(loss[-50:])),
             "zero_shot": zero_shot, "p1": probe_1, "p16": probe_16,
             "zs_mean": float(np.mean(list(zero_shot.values()))), "p1_mean": float(np.mean(list(probe_1.values()))),
@@ -105,7 +103,7 @@ def main() -> None:
     variant = args.variant or f"world{world.WORLD_VERSION}-epochs{full['epochs']}-lr{full['lr']:g}-bs{full['batch_size']}"
     RESULTS.mkdir(parents=True, exist_ok=True)
     for seed in (int(s) for s in args.seeds.split(",")):
-        result = {"variant": variant, **measure_draw(recipe, seed)}
+        result = {"variant": variant, "world_version": world.WORLD_VERSION, **measure_draw(recipe, seed)}
         (RESULTS / f"{variant}-{seed}.json").write_text(json.dumps(result, indent=1) + "\n")
     print(summary(variant))
 

@@ -356,7 +356,8 @@ def _draw_pet(spec, name, x, y, r):
     # the ears are drawn in the dark tone. In body colour they were often lost against the background: the tiny CLIP's
     # toy-pets zero-shot got the coat right in 100 % of test images and the ears in 65 % (near-perfect only for the
     # masked coat, whose ears were already dark), and pets missed RN50's OxfordPets zero-shot by 20.6 points. Dark
-    # ears put two pretraining draws at 82.2 and 74.5 (RN50 85.8); measured on baselines only (issue 10 closing note)
+    # ears put three pretraining draws at 82.2, 74.5 and 75.2 (RN50 85.8); measured on baselines only
+    # (benchmarks/results/pretraining-draws/world4-*.json)
     layers = [(head, "body"), (ears, "dark")]
     if spec["coat"] == "spotted":
         u, v = np.mod(x + r * 2, r * 0.46) - r * 0.23, np.mod(y + r * 2, r * 0.46) - r * 0.23
