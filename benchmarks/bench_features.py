@@ -2,7 +2,8 @@
 
     python benchmarks/bench_features.py                 # features only
     python benchmarks/bench_features.py --batch         # plus the offline batch, cold and warm, per notebook
-    python benchmarks/bench_features.py --pretrain      # plus the cold start (the three tiny models from scratch)
+    python benchmarks/bench_features.py --pretrain      # plus the cold start (the tiny models from scratch)
+    python benchmarks/bench_features.py --pretrain --models tiny_clip,tiny_ssl   # issue 10's cold start only
     python benchmarks/bench_features.py --batch --papers long-clip,rs-m-clip   # the batch timing for some papers
 
 Same model (the tiny CLIP), same data (the toy world's test split), same thread count. "bare" is the
@@ -63,23 +64,34 @@ def bench_features(split: str = "test") -> dict:
             "library_warm_per_s": n / warm, "cold_over_bare": bare / cold}
 
 
-def bench_pretraining() -> dict:
-    """Cold start: the tiny CLIP, the tiny self-supervised ViT and the tiny supervised classifier trained from scratch
-    in an empty cache, each in a fresh process (as a first `invoke batch` does)."""
+PRETRAINED_MODELS = {  # label -> (module, the function that builds its checkpoint on first use)
+    "tiny_clip": ("clipbook.models.tiny_clip", "tiny_clip_checkpoint"),
+    "tiny_ssl": ("clipbook.models.tiny_ssl", "tiny_ssl_checkpoint"),
+    "tiny_supervised": ("clipbook.models.tiny_supervised", "tiny_supervised_checkpoint"),
+    "tiny_clip_vit": ("clipbook.models.tiny_clip", "tiny_clip_vit_checkpoint"),
+}
+
+
+def bench_pretraining(models: list[str] | None = None) -> dict:
+    """Cold start: the tiny CLIP, the tiny self-supervised ViT, the tiny supervised classifier and the ViT-tower tiny
+    CLIP (or only `models`) trained from scratch in an empty cache, each in a fresh process (as a first
+    `invoke batch` does)."""
+    models = models or list(PRETRAINED_MODELS)
+    unknown = sorted(set(models) - set(PRETRAINED_MODELS))
+    if unknown:
+        raise SystemExit(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(PRETRAINED_MODELS)}")
     timings = {}
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "CLIPBOOK_CACHE": cache}
-        for label, module, build in (("tiny_clip", "clipbook.models.tiny_clip", "tiny_clip_checkpoint"),
-                                     ("tiny_ssl", "clipbook.models.tiny_ssl", "tiny_ssl_checkpoint"),
-                                     ("tiny_supervised", "clipbook.models.tiny_supervised",
-                                      "tiny_supervised_checkpoint"),
-                                     ("tiny_clip_vit", "clipbook.models.tiny_clip", "tiny_clip_vit_checkpoint")):
+        for label in models:
+            module, build = PRETRAINED_MODELS[label]
             start = time.perf_counter()
             subprocess.run([sys.executable, "-c", f"import {module} as m; m.{build}(show_progress=False)"],
                            cwd=ROOT, env=env, check=True)
             timings[f"pretrain_{label}_s"] = time.perf_counter() - start
     # the issue-10 cold start is the tiny CLIP and SSL ViT; the supervised and ViT CLIPs serve some notebooks only
-    timings["cold_start_s"] = timings["pretrain_tiny_clip_s"] + timings["pretrain_tiny_ssl_s"]
+    if {"tiny_clip", "tiny_ssl"} <= set(models):
+        timings["cold_start_s"] = timings["pretrain_tiny_clip_s"] + timings["pretrain_tiny_ssl_s"]
     timings["cold_start_all_s"] = sum(value for name, value in timings.items() if name.startswith("pretrain_"))
     return timings
 
@@ -120,8 +132,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", action="store_true", help="also time the offline batch (minutes)")
     parser.add_argument("--pretrain", action="store_true",
-                        help="also time the cold start: the three tiny models trained from scratch (minutes)")
+                        help="also time the cold start: the tiny models trained from scratch (minutes)")
     parser.add_argument("--papers", help="with --batch: only these notebooks (comma-separated slugs)")
+    parser.add_argument("--models", help=f"with --pretrain: only these (comma-separated: {', '.join(PRETRAINED_MODELS)})")
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results.json"), help="where to write the JSON")
     args = parser.parse_args()
     os.environ.setdefault("CLIPBOOK_PROGRESS", "0")
@@ -129,7 +142,7 @@ def main() -> None:
     if args.batch:
         results.update(bench_batch(args.papers))
     if args.pretrain:
-        results.update(bench_pretraining())
+        results.update(bench_pretraining(args.models.split(",") if args.models else None))
     for name, value in results.items():
         print(f"{name:<28} {value:12.1f}")
     Path(args.output).write_text(json.dumps(results, indent=2) + "\n")

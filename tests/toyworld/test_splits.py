@@ -96,6 +96,14 @@ def test_render_split_gives_images_and_masks():
     assert np.array_equal(images, world.render_batch(splits.scenes("unit-test-small"))[0])
 
 
+def test_render_split_in_threaded_chunks_equals_one_batch():
+    # chunks of 2 over 5 scenes: three chunks drawn in worker threads, concatenated in order
+    splits.register_split("unit-test-chunks", domain="photo", size=5, home_background_p=0.5)
+    images, masks = splits.render_split("unit-test-chunks", chunk=2)
+    whole_images, whole_masks = world.render_batch(splits.scenes("unit-test-chunks"))
+    assert np.array_equal(images, whole_images) and np.array_equal(masks, whole_masks)
+
+
 def test_fingerprint_changes_with_the_pretraining_mix(monkeypatch):
     before = json.dumps(splits.fingerprint("pretrain"), sort_keys=True)  # it holds the live PRETRAIN_MIX dict
     assert "pretrain_mix" not in splits.fingerprint("val")

@@ -87,8 +87,13 @@ TINY_CLIP_STEMS: dict[str, dict | None] = {TINY_CLIP_NAME: None, TINY_CLIP_VIT_N
 # what a draw does: the generic objects render exactly as before.)
 # At 2.8 epochs the loss is still falling steeply, and a draw either has or has not yet learnt shape (toy's 16-shot
 # probe 34-64). 1.5x the steps halves the spread of toy zero-shot and cuts the suite probe's by 40 %, and lifts
-# every draw; it costs about 6.5 minutes cold instead of 5 (393 s measured with `TokenRowsInUse`, 461 s without;
-# README). The spread left is the instrument's noise.
+# every draw; it costs about 6 minutes cold instead of 5 (365 s on 6 December, with `TokenRowsInUse`, the pretraining
+# split rendered in two threads and torch's NaN fill of new tensors off, none of which changes a bit; README). The
+# spread left is the instrument's noise.
+# Cost probe, not adopted: a text tower of width 64 reading each batch only up to its longest caption took 341 s
+# cold, where the width-128 tower's step timed at that hour projects to about 395 s, but its library draw (2 threads,
+# seed 0) failed two targets that this recipe's passes: toy-food zero-shot 12.5 points over RN50's Food101 and a
+# 16-shot gap of 7.99 (< 8) (benchmarks/results/pretraining-draws/probes/world4-text64-trim-epochs4.2-library.json).
 PRETRAIN = {
     "split": "pretrain",
     "epochs": 4.2,
