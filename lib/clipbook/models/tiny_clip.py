@@ -94,6 +94,9 @@ TINY_CLIP_STEMS: dict[str, dict | None] = {TINY_CLIP_NAME: None, TINY_CLIP_VIT_N
 # cold, where the width-128 tower's step timed at that hour projects to about 395 s, but its library draw (2 threads,
 # seed 0) failed two targets that this recipe's passes: toy-food zero-shot 12.5 points over RN50's Food101 and a
 # 16-shot gap of 7.99 (< 8) (benchmarks/results/pretraining-draws/probes/world4-text64-trim-epochs4.2-library.json).
+# With food's pretraining name rate also lowered, 0.6 -> 0.45 (a world-5 candidate, probes/world5-candidate-*.json),
+# its library draw passes all 11 targets in 265 s, but three 1-thread draws pass 10, 8 and 6 (this recipe's: 11, 7,
+# 9) and the suite zero-shot spreads over 9.5 points (this recipe's: 5.9): a cheaper instrument, and a noisier one.
 PRETRAIN = {
     "split": "pretrain",
     "epochs": 4.2,
