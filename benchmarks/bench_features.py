@@ -134,7 +134,8 @@ def main() -> None:
     parser.add_argument("--pretrain", action="store_true",
                         help="also time the cold start: the tiny models trained from scratch (minutes)")
     parser.add_argument("--papers", help="with --batch: only these notebooks (comma-separated slugs)")
-    parser.add_argument("--models", help=f"with --pretrain: only these (comma-separated: {', '.join(PRETRAINED_MODELS)})")
+    parser.add_argument("--models",
+                        help=f"with --pretrain: only these (comma-separated: {', '.join(PRETRAINED_MODELS)})")
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results.json"), help="where to write the JSON")
     args = parser.parse_args()
     os.environ.setdefault("CLIPBOOK_PROGRESS", "0")

@@ -100,7 +100,8 @@ def main() -> None:
     from clipbook.toyworld import world
 
     # a draw measures the recipe on one version of the world; the world-3 draws predate the prefix
-    variant = args.variant or f"world{world.WORLD_VERSION}-epochs{full['epochs']}-lr{full['lr']:g}-bs{full['batch_size']}"
+    variant = args.variant or (f"world{world.WORLD_VERSION}-epochs{full['epochs']}-lr{full['lr']:g}"
+                               f"-bs{full['batch_size']}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     for seed in (int(s) for s in args.seeds.split(",")):
         result = {"variant": variant, "world_version": world.WORLD_VERSION, **measure_draw(recipe, seed)}

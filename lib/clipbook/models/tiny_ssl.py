@@ -31,9 +31,9 @@ feeds it; chance is 100 / classes):
 At this scale DINO learns the object classes in neither 210 nor 420 steps (toy and pets are at chance: 5 % and
 8.3 %; satellite's land-use classes, which differ in colour and texture, are not); a convolutional stem, which taught
 the tiny ViT CLIP shape (tiny_clip.py), does not change that. The other attributes NoLA's table probes moved a
-little on toy (background 64.0 -> 62.8 %, colour 28.8 -> 23.3 %). The second half of the schedule bought nothing measurable and cost half
-of issue 10's cold-start budget for this model, so it was cut. NoLA's precondition fails either way and its
-SSL-dependent claims are *not tested*, as before.
+little on toy (background 64.0 -> 62.8 %, colour 28.8 -> 23.3 %). The second half of the schedule bought nothing
+measurable and cost half of issue 10's cold-start budget for this model, so it was cut. NoLA's precondition fails
+either way and its SSL-dependent claims are *not tested*, as before.
 
     loaded = load_ssl_encoder()                       # .model.encode_image(x) -> CLS (N, 128)
     features.image_features(loaded, dataset)          # cached like any CLIP's features
