@@ -105,3 +105,21 @@ def test_training_only_the_token_rows_in_use_gives_the_full_tables_weights_bit_f
     assert not torch.equal(reference.token_embedding.weight[untouched], initial_table[untouched])
     assert torch.equal(compact.token_embedding.weight, reference.token_embedding.weight)
     assert torch.equal(compact.text_projection, reference.text_projection)
+
+
+def test_trimmed_text_encoding_is_open_clips_encode_text():
+    import open_clip
+
+    torch.manual_seed(0)
+    model = tiny_clip.create_tiny_clip().eval()
+    # lengths 3 to 13 tokens: the batch is cut after the longest caption's end-of-text token, well before position 32
+    tokens = open_clip.get_tokenizer(tiny_clip.TINY_CLIP_NAME)(
+        ["a dog", "a photo of a small red square on green grass beside a tall blue circle", "two cats"])
+    with torch.no_grad():
+        trimmed = tiny_clip.encode_text_trimmed(model, tokens)
+        full = model.encode_text(tokens, normalize=True)
+        # the same caption alone in its batch is cut at its own end: the result does not depend on its batch-mates
+        alone = tiny_clip.encode_text_trimmed(model, tokens[:1])
+    assert trimmed.shape == full.shape == (3, tiny_clip.TINY_CLIP_CONFIG["embed_dim"])
+    torch.testing.assert_close(trimmed, full, rtol=0, atol=1e-6)
+    torch.testing.assert_close(alone, full[:1], rtol=0, atol=1e-6)

@@ -51,7 +51,7 @@ PRETRAIN_MIX: dict[str, dict] = {
     "pets": {"share": 0.17, "name_rate": 0.85},
     "aircraft": {"share": 0.06, "name_rate": 0.5},
     "flowers": {"share": 0.15, "name_rate": 0.8},
-    "food": {"share": 0.07, "name_rate": 0.6},
+    "food": {"share": 0.07, "name_rate": 0.45},
     "textures": {"share": 0.06, "name_rate": 0.9},
     "satellite": {"share": 0.03, "name_rate": 0.02},
     "scenes": {"share": 0.08, "name_rate": 0.15},

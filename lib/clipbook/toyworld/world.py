@@ -25,7 +25,7 @@ import numpy as np
 
 # Bump when rendering or captioning changes: it is part of every cache key built on the world.
 # 4: pets' ears in the dark tone (`_draw_pet`)
-WORLD_VERSION = "4"
+WORLD_VERSION = "5"
 IMAGE_SIZE = 64
 
 COLOURS: dict[str, tuple[int, int, int]] = {
