@@ -267,13 +267,15 @@ def encode_text_trimmed(model, tokens: torch.Tensor) -> torch.Tensor:
     end-of-text token. The text tower is causal (`model.attn_mask`) and pools at the end-of-text position
     (`text_global_pool`, argmax), so the padding after it cannot change the result; the pretraining captions' longest
     in a batch averages 24 of the 32 positions, so the tower does a quarter less work."""
+    from open_clip.transformer import text_global_pool
+
     if model.text_pool_type != "argmax":
         raise ValueError(f"trimming needs argmax pooling, not {model.text_pool_type!r}")
-    end = tokens.argmax(dim=-1)
-    length = int(end.max()) + 1
-    x = model.token_embedding(tokens[:, :length]) + model.positional_embedding[:length]
+    length = int(tokens.argmax(dim=-1).max()) + 1
+    tokens = tokens[:, :length]
+    x = model.token_embedding(tokens) + model.positional_embedding[:length]
     x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask[:length, :length]))
-    x = x[torch.arange(len(x)), end] @ model.text_projection
+    x = text_global_pool(x, tokens, model.text_pool_type) @ model.text_projection
     return torch.nn.functional.normalize(x, dim=-1)
 
 
