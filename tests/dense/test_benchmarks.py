@@ -28,14 +28,19 @@ def test_label_maps_follow_the_visible_object_masks(monkeypatch, name, unlabelle
     _small(monkeypatch)
     data = benchmarks.load_segmentation(name)
     names = data.classnames
-    for scene, labels in zip(benchmarks.scenes(name), data.labels):
-        annotations = world.annotations(scene)
+    size = benchmarks.IMAGE_SIZE
+    for mosaic, labels in zip(benchmarks.scenes(name), data.labels):
+        assert labels.shape == (size, size) and len(mosaic.tiles) == benchmarks.GRID ** 2
+        annotations = mosaic.annotations()
         objects = np.logical_or.reduce([a["mask"] for a in annotations])
         for annotation in annotations:
             assert np.all(labels[annotation["mask"]] == names.index(annotation["classname"]))
-        rest = labels[~objects]
-        expected = names.index(benchmarks.STUFF[scene.background]) if unlabelled is None else unlabelled
-        assert np.all(rest == expected)
+        # each tile's unlabelled pixels carry that tile's own surface (or the benchmark's background / ignore)
+        for tile, (top, left) in zip(mosaic.tiles, mosaic.offsets()):
+            window = (slice(top, top + benchmarks.TILE), slice(left, left + benchmarks.TILE))
+            rest = labels[window][~objects[window]]
+            expected = names.index(benchmarks.STUFF[tile.background]) if unlabelled is None else unlabelled
+            assert rest.size and np.all(rest == expected)
     valid = data.labels[data.labels != IGNORE_INDEX]
     assert valid.min() >= 0 and valid.max() < len(names)
 
@@ -43,8 +48,13 @@ def test_label_maps_follow_the_visible_object_masks(monkeypatch, name, unlabelle
 def test_images_are_the_rendered_scenes_and_splits_are_deterministic_and_distinct(monkeypatch):
     _small(monkeypatch, images=4)
     data = benchmarks.load_segmentation("toy-stuff")
-    images, _ = world.render_batch(benchmarks.scenes("toy-stuff"))
-    assert np.array_equal(data.images, images)
+    mosaics = benchmarks.scenes("toy-stuff")
+    tiles, _ = world.render_batch([t for m in mosaics for t in m.tiles])
+    t = benchmarks.TILE
+    for index, mosaic in enumerate(mosaics):  # tile i sits at row i // 2, column i % 2, by an explicit loop
+        for i, (top, left) in enumerate(mosaic.offsets()):
+            assert (top, left) == (t * (i // 2), t * (i % 2))
+            assert np.array_equal(data.images[index, top:top + t, left:left + t], tiles[4 * index + i])
     assert benchmarks.scenes("toy-stuff") == benchmarks.scenes("toy-stuff")
     assert benchmarks.scenes("toy-stuff", "val") != benchmarks.scenes("toy-stuff", "test")
 
@@ -72,3 +82,11 @@ def test_the_train_split_is_larger_and_disjoint_from_the_evaluation_splits(monke
     _small(monkeypatch, images=10)
     train = benchmarks.scenes("toy-voc21", "train")
     assert len(train) == 30 and not set(map(repr, train)) & set(map(repr, benchmarks.scenes("toy-voc21", "test")))
+
+
+def test_tiles_are_drawn_as_the_toy_photo_splits_draw_them(monkeypatch):
+    _small(monkeypatch, images=50)
+    tiles = [t for m in benchmarks.scenes("toy-context", "val") for t in m.tiles]
+    assert {t.size for t in tiles} == {"small", "large"} and {t.domain for t in tiles} == {"photo"}
+    assert max(max(abs(t.dx), abs(t.dy)) for t in tiles) <= 0.05 and not any(t.extras for t in tiles)
+    assert {t.classname for t in tiles} <= set(benchmarks.OVSS_BENCHMARKS["toy-context"]["things"])

@@ -2,11 +2,10 @@ import numpy as np
 import pytest
 import torch
 from clipbook.dense import benchmarks, proposals
-from clipbook.toyworld import world
 
 
 def _gt(scenes):
-    return [np.stack([a["mask"] for a in world.annotations(s)]) for s in scenes]
+    return [np.stack([a["mask"] for a in s.annotations()]) for s in scenes]
 
 
 def test_proposals_are_deterministic_and_imperfect():

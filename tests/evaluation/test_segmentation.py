@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from clipbook.evaluation.segmentation import (IGNORE_INDEX, IoUAccumulator, intersect_and_union, mean_iou,
+from clipbook.evaluation.segmentation import (IGNORE_INDEX, IoUAccumulator, commonest_class_miou, intersect_and_union, mean_iou,
                                               reduce_zero_label)
 
 
@@ -97,3 +97,11 @@ def test_agrees_with_torchmetrics_jaccard_index():
                                                                 ignore_index=IGNORE_INDEX)
     metric.update(torch.as_tensor(predictions), torch.as_tensor(labels))
     np.testing.assert_allclose(mean_iou(predictions, labels, 4)["IoU"], 100 * metric.compute().numpy(), atol=1e-4)
+
+
+def test_the_commonest_class_floor_is_its_pixel_share_over_the_classes_present():
+    labels = np.array([[[0, 0, 0, 1], [2, 2, 255, 0]], [[0, 1, 255, 255], [0, 0, 0, 0]]])
+    # class 0 holds 9 of the 13 labelled pixels; classes 0, 1, 2 are present, so the floor is (9/13) / 3
+    assert commonest_class_miou(labels, 4) == pytest.approx(100 * 9 / 13 / 3)
+    with pytest.raises(ValueError, match="no labelled pixel"):
+        commonest_class_miou(np.full((2, 2), 255), 4)

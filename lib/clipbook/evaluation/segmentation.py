@@ -94,3 +94,14 @@ def reduce_zero_label(label, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
     out[label == 0] = ignore_index
     out[label == ignore_index] = ignore_index
     return out
+
+
+def commonest_class_miou(labels: np.ndarray, num_classes: int, ignore_index: int = IGNORE_INDEX) -> float:
+    """The mIoU of predicting the dataset's most frequent labelled class everywhere: the floor a dense method must
+    beat before its mIoU says anything (its IoU is that class's pixel share; every other class scores 0)."""
+    labels = np.asarray(labels)
+    valid = labels[labels != ignore_index]
+    if not valid.size:
+        raise ValueError("no labelled pixel: the floor is undefined")
+    commonest = int(np.bincount(valid.ravel(), minlength=num_classes).argmax())
+    return mean_iou([np.full_like(labels, commonest)], [labels], num_classes, ignore_index)["mIoU"]
