@@ -18,12 +18,14 @@ def _small(monkeypatch, images=12):
 def test_vocabularies_mirror_their_benchmarks():
     assert len(benchmarks.classnames("toy-voc21")) == 21 and benchmarks.classnames("toy-voc21")[0] == "background"
     assert len(benchmarks.classnames("toy-voc20")) == 20
+    assert benchmarks.classnames("toy-rs") == list(world.FAMILY_CLASSES["satellite"])
     context, stuff = benchmarks.classnames("toy-context"), benchmarks.classnames("toy-stuff")
     assert set(benchmarks.STUFF.values()) <= set(context) and len(stuff) == 76 + 6
     assert all(len(set(benchmarks.classnames(n))) == len(benchmarks.classnames(n)) for n in benchmarks.OVSS_BENCHMARKS)
 
 
-@pytest.mark.parametrize("name, unlabelled", [("toy-voc21", 0), ("toy-voc20", IGNORE_INDEX), ("toy-context", None)])
+@pytest.mark.parametrize("name, unlabelled", [("toy-voc21", 0), ("toy-voc20", IGNORE_INDEX), ("toy-context", None),
+                                               ("toy-rs", "tile")])
 def test_label_maps_follow_the_visible_object_masks(monkeypatch, name, unlabelled):
     _small(monkeypatch)
     data = benchmarks.load_segmentation(name)
@@ -39,8 +41,9 @@ def test_label_maps_follow_the_visible_object_masks(monkeypatch, name, unlabelle
         for tile, (top, left) in zip(mosaic.tiles, mosaic.offsets()):
             window = (slice(top, top + benchmarks.TILE), slice(left, left + benchmarks.TILE))
             rest = labels[window][~objects[window]]
-            expected = names.index(benchmarks.STUFF[tile.background]) if unlabelled is None else unlabelled
-            assert rest.size and np.all(rest == expected)
+            expected = {None: lambda: names.index(benchmarks.STUFF[tile.background]),
+                        "tile": lambda: names.index(tile.classname)}.get(unlabelled, lambda: unlabelled)()
+            assert np.all(rest == expected) and (rest.size or unlabelled == "tile")
     valid = data.labels[data.labels != IGNORE_INDEX]
     assert valid.min() >= 0 and valid.max() < len(names)
 
@@ -90,3 +93,15 @@ def test_tiles_are_drawn_as_the_toy_photo_splits_draw_them(monkeypatch):
     assert {t.size for t in tiles} == {"small", "large"} and {t.domain for t in tiles} == {"photo"}
     assert max(max(abs(t.dx), abs(t.dy)) for t in tiles) <= 0.05 and not any(t.extras for t in tiles)
     assert {t.classname for t in tiles} <= set(benchmarks.OVSS_BENCHMARKS["toy-context"]["things"])
+
+
+def test_land_use_tiles_are_aerial_and_each_one_region(monkeypatch):
+    _small(monkeypatch, images=5)
+    data = benchmarks.load_segmentation("toy-rs", "val")
+    for mosaic, labels, regions in zip(benchmarks.scenes("toy-rs", "val"), data.labels,
+                                       benchmarks.region_texts("toy-rs", "val")):
+        assert {t.domain for t in mosaic.tiles} == {"aerial"} and len(regions) == 4
+        for region in regions:
+            x0, y0, x1, y1 = region["box"]
+            assert x1 - x0 == y1 - y0 == benchmarks.TILE
+            assert np.all(labels[y0:y1, x0:x1] == data.classnames.index(region["classname"]))

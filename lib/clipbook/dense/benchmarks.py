@@ -10,6 +10,7 @@ labelled. The toy world knows every pixel, so the labels have no annotation nois
 | toy-voc20     | PASCAL VOC (20)    | the 20 generic objects                                         | ignored (255)      |
 | toy-context   | PASCAL Context 59  | 44 things (generic objects, pets, dishes) + the 6 backgrounds  | none: stuff labels |
 | toy-stuff     | COCO-Stuff 171     | all 76 drawable things + the 6 backgrounds                      | none: stuff labels |
+| toy-rs        | remote-sensing land cover (FarSLIP's OVSS sets) | the 10 land-use classes of toy-satellite | none: each tile is one land-use region |
 
 An image is a 2×2 mosaic of 64-px tiles (`Mosaic`), 128 px in all; each tile is one object of the benchmark's
 things drawn exactly as the toy classification splits draw their photos (`splits.sample_scene`: size small or large,
@@ -51,6 +52,8 @@ OVSS_BENCHMARKS: dict[str, dict] = {
                     "things": THINGS["objects"] + THINGS["pets"] + THINGS["food"], "images": 200},
     "toy-stuff": {"counterpart": "COCO-Stuff, 171 classes", "background": "stuff",
                   "things": [name for names in THINGS.values() for name in names], "images": 200},
+    "toy-rs": {"counterpart": "remote-sensing land-cover segmentation (aerial tiles)", "background": "tile",
+               "things": world.FAMILY_CLASSES["satellite"], "images": 200},
 }
 SPLIT_SEEDS = {"train": 0, "val": 1, "test": 2}
 # scenes per split: "train" is for the methods that train a head or fine-tune on dense labels or masks (CLIP-DINOiser,
@@ -74,6 +77,12 @@ class Mosaic:
         """Every object's class, phrase, visible mask (IMAGE_SIZE²) and box [x0, y0, x1, y1] px in the image."""
         result = []
         for tile, (top, left) in zip(self.tiles, self.offsets()):
+            if world.CLASSES[tile.classname]["draw"] in ("land", "texture"):  # a pattern fills its tile: one region
+                mask = np.zeros((IMAGE_SIZE, IMAGE_SIZE), bool)
+                mask[top:top + TILE, left:left + TILE] = True
+                result.append({"classname": tile.classname, "phrase": world.object_phrase(tile.classname),
+                               "mask": mask, "box": [left, top, left + TILE, top + TILE]})
+                continue
             for annotation in world.annotations(tile, TILE):
                 mask = np.zeros((IMAGE_SIZE, IMAGE_SIZE), bool)
                 mask[top:top + TILE, left:left + TILE] = annotation["mask"]
@@ -110,7 +119,7 @@ class SegmentationSet:
 def classnames(name: str) -> list[str]:
     """The benchmark's class names in label order."""
     spec = _spec(name)
-    stuff = {"class": ["background"], "ignore": [], "stuff": list(STUFF.values())}[spec["background"]]
+    stuff = {"class": ["background"], "ignore": [], "stuff": list(STUFF.values()), "tile": []}[spec["background"]]
     return (stuff + list(spec["things"])) if spec["background"] == "class" else (list(spec["things"]) + stuff)
 
 
@@ -133,8 +142,10 @@ def scenes(name: str, split: str = "test") -> list[Mosaic]:
         for _ in range(GRID * GRID):
             classname = things[int(rng.integers(len(things)))]
             family = world.CLASSES[classname]["family"]
-            # the toy classification splits' photo distribution (no home-background bias, no variant)
-            tiles.append(sample_scene(rng, family, world.FAMILY_CLASSES[family].index(classname), "photo", None, None))
+            # the toy classification splits' distribution in the family's own domain (photo; aerial for land use),
+            # with no home-background bias and no variant
+            domain = world.FAMILIES[family].get("domain", "photo")
+            tiles.append(sample_scene(rng, family, world.FAMILY_CLASSES[family].index(classname), domain, None, None))
         result.append(Mosaic(tuple(tiles)))
     return result
 
@@ -145,8 +156,10 @@ def label_map(mosaic: Mosaic, name: str) -> np.ndarray:
     spec, names = _spec(name), classnames(name)
     labels = np.empty((IMAGE_SIZE, IMAGE_SIZE), np.int64)
     for tile, (top, left) in zip(mosaic.tiles, mosaic.offsets()):
-        fill = {"class": 0, "ignore": IGNORE_INDEX}.get(spec["background"])
-        labels[top:top + TILE, left:left + TILE] = names.index(STUFF[tile.background]) if fill is None else fill
+        fill = {"class": 0, "ignore": IGNORE_INDEX, "stuff": None, "tile": None}[spec["background"]]
+        if fill is None:
+            fill = names.index(tile.classname if spec["background"] == "tile" else STUFF[tile.background])
+        labels[top:top + TILE, left:left + TILE] = fill
     for annotation in mosaic.annotations():
         labels[annotation["mask"]] = names.index(annotation["classname"])
     return labels
