@@ -16,12 +16,14 @@ An image is a 2×2 mosaic of 64-px tiles (`Mosaic`), 128 px in all; each tile is
 things drawn exactly as the toy classification splits draw their photos (`splits.sample_scene`: size small or large,
 one of the five positions with a small shift, any background), so a benchmark object looks like what the tiny CLIP
 was pretrained and calibrated on, and an image holds four objects on up to four surfaces.
-Why a mosaic (measured on baselines only, `wip` note of 2026-12-07, world 5 tiny RN, MaskCLIP read out with
-`dense.segmentor`): version 1 drew 1–4 objects anywhere in one 64-px frame at tiny, small and large sizes; the tiny
-CLIP recognised those objects at 47 % even rendered alone (77 % on the toy test split) and MaskCLIP reached
-7.1 mIoU on toy-voc20 and 10.5 on toy-context. The mosaic's objects give 16.5 and 14.0 (the whole 128-px image
-through the convolutional trunk, a 4×4 map). Real ViT-B/16 MaskCLIP is higher still (ClearCLIP's Table 1: VOC20
-74.9, Context59 26.4), so the toy benchmarks remain harder than the real ones for the same baseline.
+Why a mosaic (decided on baselines only, 7 December 2026: the world-5 tiny RN CLIP's MaskCLIP map of the whole
+image, read out with `dense.segmentor`, val split): version 1 drew 1–4 objects anywhere in one 64-px frame at tiny,
+small and large sizes, which pretraining hardly shows; the tiny CLIP recognised those objects at 47 % even rendered
+alone (77 % on the toy test split), and MaskCLIP reached 7.1 mIoU on toy-voc20 and 10.5 on toy-context (5.0 on
+toy-voc21 against a 3.8 floor). On the mosaics it reaches 17.5 on toy-voc20 (floor 0.4), 13.9 on toy-context
+(floor 0.3) and 6.2 on toy-voc21 (floor 4.1: "background" is 86 % of its pixels). Real MaskCLIP is far higher on
+VOC and Context, so these benchmarks stay harder than the real ones for the same baseline; the tiny ViT CLIP's
+dense read-outs are weaker still (MaskCLIP near the floor on toy-voc21).
 
 `region_texts` gives every image's objects as (box, phrase) pairs for region–text retrieval.
 """
