@@ -1,4 +1,4 @@
-"""Open-vocabulary segmentation and region–text benchmarks built from the toy world's multi-object scenes.
+"""Open-vocabulary segmentation and region–text benchmarks built from mosaics of the toy world's one-object photos.
 
 Each benchmark mirrors one real OVSS benchmark's vocabulary design, because that is what changes a method's
 numbers there: how many classes, whether "background" is a class or ignored, and whether stuff (surfaces) is
