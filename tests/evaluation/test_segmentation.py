@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 import torch
-from clipbook.evaluation.segmentation import (IGNORE_INDEX, IoUAccumulator, commonest_class_miou, intersect_and_union, mean_iou,
-                                              reduce_zero_label)
+from clipbook.evaluation.segmentation import (IGNORE_INDEX, IoUAccumulator, commonest_class_miou, intersect_and_union,
+                                              mean_iou, reduce_zero_label)
 
 
 def _maps(seed, n=6, num_classes=5, shape=(9, 11), ignore_rate=0.1):

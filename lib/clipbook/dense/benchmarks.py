@@ -10,7 +10,7 @@ labelled. The toy world knows every pixel, so the labels have no annotation nois
 | toy-voc20     | PASCAL VOC (20)    | the 20 generic objects                                         | ignored (255)      |
 | toy-context   | PASCAL Context 59  | 44 things (generic objects, pets, dishes) + the 6 backgrounds  | none: stuff labels |
 | toy-stuff     | COCO-Stuff 171     | all 76 drawable things + the 6 backgrounds                      | none: stuff labels |
-| toy-rs        | remote-sensing land cover (FarSLIP's OVSS sets) | the 10 land-use classes of toy-satellite | none: each tile is one land-use region |
+| toy-rs        | aerial land cover  | the 10 land-use classes of toy-satellite                       | none: tile = region |
 
 An image is a 2×2 mosaic of 64-px tiles (`Mosaic`), 128 px in all; each tile is one object of the benchmark's
 things drawn exactly as the toy classification splits draw their photos (`splits.sample_scene`: size small or large,
@@ -156,12 +156,12 @@ def label_map(mosaic: Mosaic, name: str) -> np.ndarray:
     """Per-pixel labels (IMAGE_SIZE²) of one image under a benchmark's vocabulary: each object's visible mask, and
     per tile its surface (stuff benchmarks), "background" (index 0) or the ignore index."""
     spec, names = _spec(name), classnames(name)
+    fills = {"class": lambda tile: 0, "ignore": lambda tile: IGNORE_INDEX,
+             "stuff": lambda tile: names.index(STUFF[tile.background]), "tile": lambda tile: names.index(tile.classname)}
+    fill = fills[spec["background"]]
     labels = np.empty((IMAGE_SIZE, IMAGE_SIZE), np.int64)
     for tile, (top, left) in zip(mosaic.tiles, mosaic.offsets()):
-        fill = {"class": 0, "ignore": IGNORE_INDEX, "stuff": None, "tile": None}[spec["background"]]
-        if fill is None:
-            fill = names.index(tile.classname if spec["background"] == "tile" else STUFF[tile.background])
-        labels[top:top + TILE, left:left + TILE] = fill
+        labels[top:top + TILE, left:left + TILE] = fill(tile)
     for annotation in mosaic.annotations():
         labels[annotation["mask"]] = names.index(annotation["classname"])
     return labels

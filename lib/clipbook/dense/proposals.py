@@ -2,7 +2,7 @@
 OVSeg, MAFT+ and Trident classify or use to refine affinities.
 
 It is NOT a learned proposal network. It starts from the world's own visible instance masks
-(`Mosaic.annotations` of `clipbook.dense.benchmarks`) and degrades them the ways real proposals fail, with a seeded generator per image:
+(`benchmarks.Mosaic.annotations`) and degrades them the ways real proposals fail, with a seeded generator per image:
 
 - a missed object (`miss_rate`); every kept mask's boundary moved by one to `max_jitter` px (a random dilation or
   erosion) and the mask shifted by up to `max_shift` px;
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from clipbook.dense.benchmarks import IMAGE_SIZE, Mosaic
 
 PROPOSALS = {"miss_rate": 0.1, "max_jitter": 2, "max_shift": 2, "split_rate": 0.3, "merge_rate": 0.2,
              "background": True, "clutter": 2}
@@ -76,18 +77,16 @@ def scene_proposals(masks: list[np.ndarray], size: int, rng: np.random.Generator
     return np.stack(proposals) if proposals else np.zeros((0, size, size), bool)
 
 
-def toy_proposals(images: list, seed: int = 0, config: dict | None = None) -> list[np.ndarray]:
-    """Per benchmark image (a `benchmarks.Mosaic`, or anything with `.annotations()`), its stand-in proposals
-    (K_i, H, W) bool; a pure function of (images, seed, config)."""
+def toy_proposals(images: list[Mosaic], seed: int = 0, config: dict | None = None) -> list[np.ndarray]:
+    """Per benchmark image, its stand-in proposals (K_i, IMAGE_SIZE, IMAGE_SIZE) bool; a pure function of
+    (images, seed, config)."""
     config = {**PROPOSALS, **(config or {})}
     unknown = set(config) - set(PROPOSALS)
     if unknown:
         raise ValueError(f"unknown proposal settings {sorted(unknown)}; known: {', '.join(PROPOSALS)}")
-    result = []
-    for index, image in enumerate(images):
-        masks = [a["mask"] for a in image.annotations()]
-        result.append(scene_proposals(masks, masks[0].shape[0], np.random.default_rng([seed, index]), config))
-    return result
+    return [scene_proposals([a["mask"] for a in image.annotations()], IMAGE_SIZE,
+                            np.random.default_rng([seed, index]), config)
+            for index, image in enumerate(images)]
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
