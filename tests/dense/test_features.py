@@ -135,3 +135,68 @@ def test_larger_inputs_get_a_resized_positional_embedding_and_bad_names_fail(vit
         assert vit_dense_features(vit, torch.zeros(1, 3, 128, 96), "sclip").shape[-2:] == (16, 12)
     with pytest.raises(ValueError, match="unknown ViT surgery"):
         vit_dense_features(vit, torch.zeros(1, 3, 64, 64), "gem")
+
+
+def test_clip_to_imagenet_renormalises_the_same_pixels():
+    from clipbook.dense.features import clip_to_imagenet
+    from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+    from torchvision.transforms import Normalize
+
+    pixels = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    clip_normalised = Normalize(OPENAI_DATASET_MEAN, OPENAI_DATASET_STD)(pixels)
+    expected = Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))(pixels)
+    torch.testing.assert_close(clip_to_imagenet(clip_normalised), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def ssl_encoder():
+    from clipbook.models.tiny_ssl import build_tiny_encoder
+
+    torch.manual_seed(4)
+    return build_tiny_encoder().eval()
+
+
+def test_ssl_patch_tokens_at_the_trained_size_are_the_encoders_own(ssl_encoder):
+    from clipbook.dense.features import ssl_patch_tokens
+
+    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        tokens = ssl_patch_tokens(ssl_encoder, images)
+        _, expected = ssl_encoder.forward_tokens(images)
+    assert tokens.shape == (2, ssl_encoder.width, 8, 8)
+    torch.testing.assert_close(tokens.flatten(2).transpose(1, 2), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_ssl_patch_tokens_at_a_larger_size_match_timms_dynamic_size_and_a_fixed_size_vit_reads_them(ssl_encoder):
+    import timm.models.vision_transformer as timm_vit
+    from clipbook.dense.features import ssl_patch_tokens
+    from clipbook.models.tiny_ssl import SSLEncoder
+
+    images = torch.randn(2, 3, 128, 96, generator=torch.Generator().manual_seed(6))
+    vit = ssl_encoder.vit
+    fixed = timm_vit.VisionTransformer(img_size=64, patch_size=8, embed_dim=vit.embed_dim, depth=len(vit.blocks),
+                                       num_heads=vit.blocks[0].attn.num_heads, num_classes=0, global_pool="token",
+                                       mlp_ratio=vit.blocks[0].mlp.fc1.out_features / vit.embed_dim)
+    fixed.load_state_dict(vit.state_dict())
+    with torch.no_grad():
+        tokens = ssl_patch_tokens(ssl_encoder, images)
+        _, dynamic = ssl_encoder.forward_tokens(images)  # timm's own resampling (dynamic_img_size=True)
+        from_fixed = ssl_patch_tokens(SSLEncoder(fixed.eval()), images)
+    assert tokens.shape[-2:] == (16, 12)
+    torch.testing.assert_close(tokens.flatten(2).transpose(1, 2), dynamic, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(from_fixed, tokens, rtol=1e-4, atol=1e-5)
+
+
+def test_project_tokens_is_the_towers_own_output_projection(vit):
+    from clipbook.dense.features import project_tokens, vit_tokens_before_last_block
+
+    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        last = vit.transformer.resblocks[-1](vit_tokens_before_last_block(vit, images))[:, 1:]
+        projected = project_tokens(vit, last.transpose(1, 2).unflatten(2, (8, 8)))
+        vit.output_tokens = True
+        try:
+            _, tokens = vit(images)
+        finally:
+            vit.output_tokens = False
+    torch.testing.assert_close(projected.flatten(2).transpose(1, 2), tokens @ vit.proj, rtol=1e-4, atol=1e-5)

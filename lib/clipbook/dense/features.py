@@ -25,6 +25,10 @@ then the out-projection; the block's residual and FFN are kept (MaskCLIP: chongz
 wangf3014/SCLIP `clip/model.py`, `VisionTransformer.forward`) or dropped (ClearCLIP, `ignore_residual=True`), and
 the tokens go through `ln_post` and the projection into the joint space. A larger input than the model's size gets
 its positional embedding resized bicubically, as those codes' `interpolate_pos_encoding`.
+
+Methods that guide CLIP with a self-supervised ViT (CLIP-DINOiser, Trident, DeCLIP) read that encoder's last-layer
+patch tokens on the same pixels (`ssl_patch_tokens`, after `clip_to_imagenet`), and those that rewrite CLIP's last
+block themselves take its tokens into the joint space with `project_tokens`.
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from clipbook.models.tiny_ssl import IMAGENET_MEAN, IMAGENET_STD
 from clipbook.models.towers import resnet_trunk
 
 
@@ -146,3 +151,57 @@ def vit_dense_features(visual: torch.nn.Module, images: torch.Tensor, attention:
         tokens = tokens @ visual.proj
     h, w = images.shape[-2] // visual.patch_size[0], images.shape[-1] // visual.patch_size[1]
     return tokens.transpose(1, 2).unflatten(2, (h, w))
+
+
+def clip_to_imagenet(images: torch.Tensor) -> torch.Tensor:
+    """CLIP-normalised images (N, 3, H, W) re-normalised with ImageNet's statistics, for a self-supervised encoder
+    reading the same pixels (Trident `trident.py` `get_trident_seg`: `self.norm(self.unnorm(img))`; CLIP-DINOiser
+    and DeCLIP feed DINO the same way)."""
+    from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+
+    def column(values) -> torch.Tensor:
+        return torch.tensor(values, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+
+    pixels = images * column(OPENAI_DATASET_STD) + column(OPENAI_DATASET_MEAN)
+    return (pixels - column(IMAGENET_MEAN)) / column(IMAGENET_STD)
+
+
+def ssl_patch_tokens(encoder: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """A self-supervised timm ViT's last-layer patch tokens, after its final LayerNorm, at any input size.
+
+    DINO `vision_transformer.py` `get_intermediate_layers(x, n=1)[0]` without the class token, as Trident
+    (`get_trident_seg`) and DeCLIP (`src/training/declip.py`, `get_teacher_context_similarity`) read it. The patch
+    part of the positional embedding is resampled bicubically to the input's grid (timm `resample_abs_pos_embed`, as
+    DINO's `interpolate_pos_encoding`), so an official DINO checkpoint built at a fixed size reads larger inputs too;
+    at the trained size this is the encoder's own `forward_tokens`.
+
+    Args:
+        encoder: a `models.tiny_ssl.SSLEncoder` (a timm VisionTransformer with one class token).
+        images: (N, 3, H, W) images normalised with ImageNet's statistics, H and W multiples of the patch size.
+
+    Returns:
+        (N, D, H/p, W/p) patch tokens.
+    """
+    from timm.layers import resample_abs_pos_embed
+
+    vit = encoder.vit
+    if vit.num_prefix_tokens != 1 or getattr(vit, "no_embed_class", False):
+        raise TypeError("ssl_patch_tokens expects a ViT with one class token that has its own positional embedding")
+    x = vit.patch_embed.proj(images)
+    grid = tuple(x.shape[-2:])
+    x = vit.patch_embed.norm(x.flatten(2).transpose(1, 2))
+    position = resample_abs_pos_embed(vit.pos_embed, new_size=list(grid), old_size=list(vit.patch_embed.grid_size),
+                                      num_prefix_tokens=1)
+    x = torch.cat([vit.cls_token.expand(len(x), -1, -1), x], dim=1) + position
+    x = vit.norm(vit.blocks(vit.norm_pre(x)))
+    return x[:, 1:].transpose(1, 2).unflatten(2, grid)
+
+
+def project_tokens(visual: torch.nn.Module, token_map: torch.Tensor) -> torch.Tensor:
+    """A ViT tower's last-block outputs (N, width, h, w), class token dropped, taken into the joint space per
+    location: `ln_post`, then `@ proj` (open_clip `VisionTransformer.forward`; Trident's `VisionTransformer.forward`
+    after `custom_attn`). For methods that rewrite the last block outside `vit_dense_features`. Returns (N, D, h, w)."""
+    _check_vit(visual)
+    x = visual.ln_post(token_map.flatten(2).transpose(1, 2))
+    x = x @ visual.proj if visual.proj is not None else x
+    return x.transpose(1, 2).unflatten(2, token_map.shape[-2:])
