@@ -681,7 +681,8 @@ for variant in [] if maft_checkpoint else TRAINED:
                    for i, (ma, rc) in enumerate(result["losses"].tolist())]
         rows += [{"model": models[0][0], "dataset": name, "metric": "mIoU", "method": variant, "seed": seed,
                   "value": value} for name, value in result["miou"].items()]
-rows, losses = pd.DataFrame(rows), pd.DataFrame(losses)
+# the columns are named even where nothing trained (the paper path evaluates the released weights only)
+rows, losses = pd.DataFrame(rows), pd.DataFrame(losses, columns=["method", "seed", "iteration", "ranking loss", "RC loss"])
 summarise(rows).round(2)
 
 # %% [markdown]
