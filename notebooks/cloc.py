@@ -62,7 +62,6 @@ SPEC = declare("profile", "models", "datasets", "seeds", "learning_rate", "devic
 # %%
 import copy
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -113,22 +112,10 @@ base = load_model(*models[0], device=session.device)
 # prompt). CLOC's gain is then what training adds, not a different read-out.
 
 # %%
-# LIBRARY CANDIDATE: attention pool at any grid (clipbook.models.towers)
-def resized_pool(pool: nn.Module, grid: tuple[int, int]) -> SimpleNamespace:
-    """A ModifiedResNet attention pool whose positional embedding is resized (bicubic, the mean token's entry kept)
-    to a trunk map of `grid` cells, for `towers.attention_pool` on a larger input than the tower's training size (the
-    ResNet counterpart of `dense.features.positional_embedding_for`). Gradients reach the pool's own parameters."""
-    embedding = pool.positional_embedding
-    trained = int(math.isqrt(embedding.shape[0] - 1))
-    cells = embedding[1:].reshape(1, trained, trained, -1).permute(0, 3, 1, 2)
-    cells = F.interpolate(cells, size=grid, mode="bicubic", align_corners=False).permute(0, 2, 3, 1).flatten(1, 2)[0]
-    return SimpleNamespace(positional_embedding=torch.cat([embedding[:1], cells]), q_proj=pool.q_proj,
-                           k_proj=pool.k_proj, v_proj=pool.v_proj, c_proj=pool.c_proj, num_heads=pool.num_heads)
-
-
 def global_embedding(visual: nn.Module, feature_map: torch.Tensor) -> torch.Tensor:
-    """CLIP's image embedding of a trunk map of any size: the tower's attention pool, positions resized."""
-    return attention_pool(resized_pool(visual.attnpool, tuple(feature_map.shape[-2:])), feature_map)
+    """CLIP's image embedding of a trunk map of any size: the tower's attention pool, positions resized
+    (`towers.pool_positional_embedding`)."""
+    return attention_pool(visual.attnpool, feature_map)
 
 
 # %%
@@ -341,7 +328,7 @@ def continue_training(arm: str, seed: int) -> tuple[nn.Module, dict]:
                           lambda ids: torch.tensor([int(i) for i in ids]), recipe,
                           trainable=lambda name: name.startswith(TRAINABLE), show_progress=False, **plugins)
 
-    helpers = {f.__name__: code_fingerprint(f) for f in (global_embedding, resized_pool, run_last_stage, clip_forward,
+    helpers = {f.__name__: code_fingerprint(f) for f in (global_embedding, attention_pool, run_last_stage, clip_forward,
                                                           region_text_loss, with_cloc_modules, Prompter, GroundingHead)}
     data_key = {"benchmark": region_sets[0], "split": "train", "version": benchmarks.BENCHMARKS_VERSION,
                 "trainable": TRAINABLE, "helpers": helpers}

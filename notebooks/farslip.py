@@ -128,8 +128,8 @@ NATIVE = 64  # the tiny CLIP's input size: every view is resized to it, as the p
 #
 # Why the ResNet rather than the tiny ViT (decided before any result): the tiny ViT's dense read-out was at or below
 # the commonest-class floor on the previous version of the toy OVSS benchmarks, which would leave every dense claim
-# "not tested". The ResNet's MaskCLIP map is well above its floor (table below). This is a deviation: the SegEarth
-# surgery itself is not exercised.
+# "not tested". The ResNet's MaskCLIP map is read instead (its margin over the floor is in the table below, and a
+# precondition checks it). This is a deviation: the SegEarth surgery itself is not exercised.
 
 # %%
 # LIBRARY CANDIDATE: dense.features.resnet_dense_and_pooled (MaskCLIP map and pooled embedding from one trunk pass;

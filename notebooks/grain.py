@@ -100,7 +100,7 @@ from clipbook.evaluation.classification import ClassificationTask
 from clipbook.features import rendered_image_features
 from clipbook.models.loader import LoadedModel, load_model, rehearsing
 from clipbook.models.tiny_clip import images_to_tensor
-from clipbook.models.towers import resnet_trunk
+from clipbook.models.towers import attention_pool_tokens, resnet_trunk
 from clipbook.report.rows import ModelRows, arm_means, summarise
 from clipbook.toyworld import splits as toy_splits
 from clipbook.toyworld import suite, world
@@ -205,8 +205,8 @@ POOL_PIXELS = images_to_tensor(POOL["images"].numpy())
 # **Image tokens.** GRAIN's image tower returns every token after the final norm (`clip/custom_models.py`,
 # `return_hidden_state=True`). The tiny CLIP's tower is a ModifiedResNet, so its tokens are the attention pool's
 # outputs for every position: the pooled token first, which is CLIP's image embedding, then one per location of
-# the 2×2 map. `attention_pool_tokens` is open_clip's `AttentionPool2d.forward` with all outputs kept. The sanity
-# check below tests it against open_clip.
+# the 2×2 map. The library's `towers.attention_pool_tokens` is open_clip's `AttentionPool2d.forward` with all
+# outputs kept. The sanity check below tests it against open_clip.
 #
 # **Decoder** (`model/tfm.py: ObjDecoder`, `TransformerDecoderLayer.forward_pre`). The memory is
 # $M=\mathrm{LN}(W_p\,T)$, a linear map without bias. There are $Q+1$ learned queries (`query_embed`, used as
@@ -231,32 +231,6 @@ POOL_PIXELS = images_to_tensor(POOL["images"].numpy())
 #   the batch**, one direction only, with CLIP's temperature $s$ (`model/losses.py: WordContrastiveLoss`).
 #
 # The temperature is clamped at 100 after every step (`train.py`), as the library's loop does.
-
-# %%
-# LIBRARY CANDIDATE: attention_pool_tokens
-def attention_pool_tokens(pool: nn.Module, feature_map: torch.Tensor) -> torch.Tensor:
-    """A ResNet CLIP's image tokens: open_clip `AttentionPool2d.forward` with every position's output kept.
-
-    open_clip's pool attends from all 1 + H·W tokens (the mean token first) and returns only the first output; the
-    others are the per-location tokens a query decoder (GRAIN) or region pooling can read, in the joint width.
-
-    Args:
-        pool: an open_clip `AttentionPool2d` (`visual.attnpool` of a ModifiedResNet).
-        feature_map: the trunk's output (N, C, H, W), H·W + 1 equal to the pool's positional embedding rows.
-
-    Returns:
-        (N, 1 + H·W, D); token 0 equals `pool(feature_map)`.
-    """
-    x = feature_map.flatten(2).permute(2, 0, 1)
-    x = torch.cat([x.mean(dim=0, keepdim=True), x], dim=0) + pool.positional_embedding[:, None, :].to(x.dtype)
-    x, _ = F.multi_head_attention_forward(
-        query=x, key=x, value=x, embed_dim_to_check=x.shape[-1], num_heads=pool.num_heads,
-        q_proj_weight=pool.q_proj.weight, k_proj_weight=pool.k_proj.weight, v_proj_weight=pool.v_proj.weight,
-        in_proj_weight=None, in_proj_bias=torch.cat([pool.q_proj.bias, pool.k_proj.bias, pool.v_proj.bias]),
-        bias_k=None, bias_v=None, add_zero_attn=False, dropout_p=0.0, out_proj_weight=pool.c_proj.weight,
-        out_proj_bias=pool.c_proj.bias, use_separate_proj_weight=True, training=pool.training, need_weights=False)
-    return x.permute(1, 0, 2)
-
 
 # %%
 class DecoderLayer(nn.Module):

@@ -65,3 +65,34 @@ def test_vit_block_maps_match_timms_intermediate_layers_and_forward_features():
         theirs = vit.forward_intermediates(images, indices=3, norm=False, intermediates_only=True)
         for ours, ref in zip(maps[:-1], theirs[:-1]):
             assert torch.allclose(ours, ref, atol=1e-5)
+
+
+def test_attention_pool_tokens_first_output_is_the_pool_and_every_location_gets_a_token():
+    torch.manual_seed(1)
+    pool = AttentionPool2d(spacial_dim=2, embed_dim=32, num_heads=4, output_dim=16).eval()
+    feature_map = torch.randn(3, 32, 2, 2)
+    with torch.no_grad():
+        tokens = towers.attention_pool_tokens(pool, feature_map)
+        assert tokens.shape == (3, 5, 16)
+        torch.testing.assert_close(tokens[:, 0], pool(feature_map), rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(tokens[:, 1], tokens[:, 2], atol=1e-3)
+
+
+def test_on_a_larger_grid_the_pool_reads_a_resized_positional_embedding():
+    torch.manual_seed(2)
+    pool = AttentionPool2d(spacial_dim=2, embed_dim=32, num_heads=4, output_dim=16).eval()
+    assert towers.pool_positional_embedding(pool, (2, 2)) is pool.positional_embedding
+    with torch.no_grad():
+        constant = AttentionPool2d(spacial_dim=2, embed_dim=32, num_heads=4, output_dim=16)
+        constant.positional_embedding.copy_(torch.arange(32.0).expand(5, 32))
+        resized = towers.pool_positional_embedding(constant, (4, 3))
+        assert resized.shape == (13, 32)
+        torch.testing.assert_close(resized, torch.arange(32.0).expand(13, 32))  # bicubic keeps a constant field
+        larger = AttentionPool2d(spacial_dim=4, embed_dim=32, num_heads=4, output_dim=16).eval()
+        larger.load_state_dict({**pool.state_dict(),
+                                "positional_embedding": towers.pool_positional_embedding(pool, (4, 4))})
+        feature_map = torch.randn(3, 32, 4, 4)
+        expected = larger(feature_map)  # open_clip's own pool, built at the larger grid
+        torch.testing.assert_close(towers.attention_pool(pool, feature_map), expected, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(towers.attention_pool_tokens(pool, feature_map)[:, 0], expected, rtol=1e-5,
+                                   atol=1e-5)
