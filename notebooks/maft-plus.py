@@ -56,7 +56,7 @@ weight_decay = 2e-05
 gradient_clip = 0.01
 rc_weight = 0.1
 cdt_heads = 8
-prompt_templates = 0
+templates = 14
 proposal_seed = 0
 ablations = True
 device = "auto"
@@ -85,8 +85,8 @@ SPEC = declare(
     gradient_clip=Float(minimum=0, help="full-model gradient-norm clip (SOLVER.CLIP_GRADIENTS.CLIP_VALUE: 0.01)"),
     rc_weight=Float(minimum=0, help="weight of the representation-compensation loss (MODEL.rc_weights: 0.1)"),
     cdt_heads=Int(minimum=1, help="CDT attention heads (MODEL.cdt_params: [embed dim, 8])"),
-    prompt_templates=Int(minimum=0, maximum=14, help="the first k of ViLD's 14 templates per class (0: all 14, as "
-                                                     "MAFT+); a rehearsal cap for a large text tower on a CPU"),
+    templates=Int(minimum=1, maximum=14, help="the first n of ViLD's 14 templates per class (14, as MAFT+; fewer "
+                                              "only as a rehearsal cap: a large text tower on a CPU)"),
     proposal_seed=Int(help="seed of the toy proposal stand-in"),
     ablations=Bool(help="also train MAFT+ without CDT and without RC"),
     needs=("tiny-clip",),
@@ -242,7 +242,7 @@ def text_classifier(classnames: list[str]) -> torch.Tensor:
     key = tuple(classnames)
     if key not in TEXT_CLASSIFIERS:
         TEXT_CLASSIFIERS[key] = zeroshot.prompt_set_classifier(
-            loaded, [[t.format(name) for t in VILD_PROMPT[:prompt_templates or None]] for name in classnames]).T
+            loaded, [[t.format(name) for t in VILD_PROMPT[:templates]] for name in classnames]).T
     return TEXT_CLASSIFIERS[key]
 
 
