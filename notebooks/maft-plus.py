@@ -30,7 +30,8 @@
 #
 # **This notebook.** The `offline` profile trains the tiny ResNet CLIP (`clipbook-tiny-rn`) with MAFT+'s losses on
 # the COCO-Stuff-like toy benchmark (`toy-stuff`, its 500-image train split of 128-px 2×2 mosaics) and evaluates it
-# cross-dataset on the VOC-20-like and Context-like toy benchmarks, against the frozen-CLIP proposal classifier on the same proposals,
+# cross-dataset on the VOC-20-like and Context-like toy benchmarks, against the frozen-CLIP proposal classifier on
+# the same proposals,
 # with both ablations (without CDT, without RC). The proposals are `dense.proposals.toy_proposals`, a **labelled toy
 # stand-in** for Mask2Former's proposals (its recall is reported). The `paper` profile
 # (`notebooks/profiles/paper/maft-plus.yaml`) loads open_clip `convnext_large_d_320` /
@@ -513,7 +514,8 @@ def floor_miou(data: dict) -> float:
 # iterations on COCO-Stuff; offline it has `iterations` = 40 of batch 8 over the first `train_images` = 320 of the
 # 500 toy-stuff train images (each seen once), same learning rates: a **shortened** schedule, a deviation fixed for
 # the 2-minute budget before any result (the earlier draft's 60 iterations took 5.4 minutes cold with the rest),
-# and if it does not lower the ranking loss, the claims are not tested (precondition below). The ResNet's BatchNorm statistics stay frozen (the
+# and if it does not lower the ranking loss, the claims are not tested (precondition below). The ResNet's
+# BatchNorm statistics stay frozen (the
 # ConvNeXt tower has LayerNorms only, so batch statistics of 8 toy images would be a change the official run
 # does not make). Augmentation (large-scale jitter and crops) is left out.
 

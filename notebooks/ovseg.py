@@ -232,7 +232,8 @@ def mask_prompt_forward(visual, images: torch.Tensor, region_masks: torch.Tensor
 # official one scaled by the ratio of pretraining learning rates, 5e-6 × (3e-3 tiny / 4e-4 OpenAI ViT-L/14) =
 # 3.75e-5; the warm-up keeps its official share of the schedule (100 of 17,270 steps). Batch 32 as one GPU's. For
 # the notebook's CPU budget: one epoch instead of 5, over the crops of the first 120 of the 500 train mosaics
-# (about 30 steps; drafted as 160, cut before the first run — see "Cost"). BatchNorm in the tiny ViT's convolutional stem keeps its running
+# (about 30 steps; drafted as 160, cut before the first run — see "Cost"). BatchNorm in the tiny ViT's
+# convolutional stem keeps its running
 # statistics (ViT-L has none).
 
 # %%
@@ -358,7 +359,8 @@ def classify_crops(state: dict, crops, crop_masks, classifier: torch.Tensor) -> 
 #
 # Same proposals (one seeded stand-in set per benchmark), same crops and the same text classifier for every CLIP;
 # the adapted CLIPs differ only in what was trained, each run once per seed on the same train crops. The first 50
-# of each benchmark's 200 test images (budget; drafted as 100, cut before the first run — see "Cost"). Also reported: **crop accuracy**, the top-1 accuracy on the
+# of each benchmark's 200 test images (budget; drafted as 100, cut before the first run — see "Cost"). Also
+# reported: **crop accuracy**, the top-1 accuracy on the
 # proposals that cover a ground-truth object at IoU ≥ 0.5, against that object's class (the classifier's own error,
 # without the proposals' misses and clutter).
 
@@ -654,7 +656,8 @@ assert crop_gap < 1e-4, crop_gap
 #   (it was rebuilt for every CLIP and benchmark); each benchmark's masked proposal crops are built once and
 #   classified in batches of 256 (they were rebuilt and classified image by image for every CLIP); the train crops
 #   are built once for all seeds; training and the toy evaluation run on one thread (`SMALL_WORK_THREADS`: many
-#   small steps, where a second thread on a shared 2-core machine spin-waits). The slice's CPU time fell from 134 s to 43 s.
+#   small steps, where a second thread on a shared 2-core machine spin-waits). The slice's CPU time fell from 134
+#   s to 43 s.
 # - Cut, for time alone: **train mosaics 160 → 120** (adaptation steps 40 → 30; training was the largest stage,
 #   ~24 CPU-s per seed at 40 steps) and **test images 100 → 50 per benchmark** (classification, per-pixel inference
 #   and mIoU scale with it, ~10 evaluations of 2 benchmarks). Seeds (3), claims, margins, preconditions, learning rates,

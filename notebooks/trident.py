@@ -422,7 +422,8 @@ def predict_labels(logits: torch.Tensor, query_class: list[int], prob_thd: float
 # %% [markdown]
 # ## The methods
 #
-# Every method sees the same resized image (short side `short_side`; the toy images are already 128 px). MaskCLIP and ClearCLIP are the library's
+# Every method sees the same resized image (short side `short_side`; the toy images are already 128 px). MaskCLIP
+# and ClearCLIP are the library's
 # last-block surgeries read by mmseg slide inference (`baseline_crop`/`baseline_stride`, CLIP's own input size and
 # half of it). ProxyCLIP-style is Trident's window attention classified window by window and averaged by slide
 # inference on Trident's windows (*segment-then-splice*); "Trident without proposals" splices but does not
