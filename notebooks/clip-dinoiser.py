@@ -854,6 +854,8 @@ checks
 # directly. The paper's MaskCLIP and DinoCLIP numbers were not read either, so no reported effect is stated.
 
 # %% tags=["reported"]
+from clipbook.report.rows import reported_rows
+
 PAPER_ROW = {"voc21": 62.1, "context60": 32.4, "coco_object": 34.8, "voc20": 80.9, "cityscapes": 31.7,
              "context59": 35.9, "ade20k": 20.0, "coco_stuff": 24.6}
 REPORTED = reported_rows([{"dataset": name, "value": value} for name, value in PAPER_ROW.items()],

@@ -928,6 +928,8 @@ plt.show()
 # ProxyCLIP (the segment-then-splice method Trident builds on) on the eight benchmarks. ClearCLIP is not in it.
 
 # %% tags=["reported"]
+from clipbook.report.rows import reported_rows
+
 README = "https://github.com/YuHengsss/Trident/blob/main/assets/data_result.png"
 BENCHMARKS = ["voc21", "context60", "coco_object", "voc20", "context59", "coco_stuff", "cityscapes", "ade20k"]
 TABLE = {
