@@ -32,13 +32,11 @@ block themselves take its tokens into the joint space with `project_tokens`.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
 from clipbook.models.tiny_ssl import IMAGENET_MEAN, IMAGENET_STD
-from clipbook.models.towers import resnet_trunk
+from clipbook.models.towers import resize_positional_embedding, resnet_trunk
 
 
 def maskclip_features(visual: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
@@ -81,13 +79,7 @@ def _check_vit(visual: torch.nn.Module) -> None:
 def positional_embedding_for(visual: torch.nn.Module, grid: tuple[int, int]) -> torch.Tensor:
     """The tower's positional embedding (1 + h·w, width) for a grid of h×w patches, the patch part resized
     bicubically when the grid differs from the one it was trained at (ClearCLIP/SCLIP `interpolate_pos_encoding`)."""
-    embedding = visual.positional_embedding
-    trained = int(math.isqrt(embedding.shape[0] - 1))
-    if tuple(grid) == (trained, trained):
-        return embedding
-    patches = embedding[1:].reshape(1, trained, trained, -1).permute(0, 3, 1, 2)
-    patches = F.interpolate(patches, size=tuple(grid), mode="bicubic", align_corners=False)
-    return torch.cat([embedding[:1], patches.permute(0, 2, 3, 1).flatten(1, 2)[0]])
+    return resize_positional_embedding(visual.positional_embedding, grid)
 
 
 def vit_tokens_before_last_block(visual: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:

@@ -21,17 +21,22 @@ def resnet_trunk(visual: nn.Module, images: torch.Tensor) -> torch.Tensor:
     return visual.layer4(visual.layer3(visual.layer2(visual.layer1(visual.stem(images)))))
 
 
-def pool_positional_embedding(pool: nn.Module, grid: tuple[int, int]) -> torch.Tensor:
-    """An attention pool's positional embedding (1 + h·w, C) for a trunk map of h×w cells: the trained one, or its
-    cells resized bicubically with the mean token's entry kept (the ResNet counterpart of
-    `dense.features.positional_embedding_for`). Gradients reach the pool's own embedding."""
-    embedding = pool.positional_embedding
+def resize_positional_embedding(embedding: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """A (1 + n², C) positional embedding (one class or mean token, then an n×n grid of cells) for an h×w grid: the
+    same tensor at n×n, else the cells resized bicubically with the first entry kept (CLIP's
+    `interpolate_pos_encoding` for a ViT, and the attention pool's for a ResNet). Gradients reach the embedding."""
     trained = int(math.isqrt(embedding.shape[0] - 1))
     if tuple(grid) == (trained, trained):
         return embedding
     cells = embedding[1:].reshape(1, trained, trained, -1).permute(0, 3, 1, 2)
     cells = F.interpolate(cells, size=tuple(grid), mode="bicubic", align_corners=False)
     return torch.cat([embedding[:1], cells.permute(0, 2, 3, 1).flatten(1, 2)[0]])
+
+
+def pool_positional_embedding(pool: nn.Module, grid: tuple[int, int]) -> torch.Tensor:
+    """An attention pool's positional embedding (1 + h·w, C) for a trunk map of h×w cells (the ResNet counterpart of
+    `dense.features.positional_embedding_for`)."""
+    return resize_positional_embedding(pool.positional_embedding, grid)
 
 
 def attention_pool(pool: nn.Module, feature_map: torch.Tensor, extra_tokens: torch.Tensor | None = None) -> torch.Tensor:
